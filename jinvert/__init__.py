@@ -1,0 +1,6 @@
+"""jinvert: understanding image representations by inverting them, in JAX."""
+
+from jinvert.representation import Representation
+from jinvert.representations.hog import hog
+
+__version__ = "0.1.0"

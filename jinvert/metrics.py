@@ -1,0 +1,95 @@
+"""Error metrics of reconstructions.
+
+* :func:`reconstruction_error` is the paper's metric (Tables 1 and 3, as the
+  reference code computes it): for test images x_1..x_N with reconstructions
+  x*_1..x*_N,
+
+      err_i = ||Φ(x*_i) − Φ(x_i)||² / mean_{j,k} ||Φ(x_j) − Φ(x_k)||²,
+
+  the mean over all N² ordered pairs (the N zero pairs j = k included, as
+  MATLAB's ``mean(pdist2(Y0, Y0).^2)``). Report mean ± std over i, in percent.
+* :func:`relative_error` is the single-image ratio ||Φ − Φ0||² / ||Φ0||² (the
+  data term of the objective), which needs no other images; the command line
+  prints it. It is *not* the paper's Table-1 number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _stack_flat(codes, name: str) -> np.ndarray:
+    """List of arrays (any shapes) or an (N, ...) array -> (N, D) float64,
+    each code flattened and zero-padded to the longest."""
+    if isinstance(codes, (list, tuple)):
+        flats = [np.asarray(c, dtype=np.float64).ravel() for c in codes]
+    else:
+        arr = np.asarray(codes, dtype=np.float64)
+        if arr.ndim < 1:
+            raise ValueError(f"{name}: expected N codes, got a scalar")
+        flats = list(arr.reshape(arr.shape[0], -1))
+    if not flats:
+        raise ValueError(f"{name}: got no codes")
+    d = max(f.size for f in flats)
+    out = np.zeros((len(flats), d))
+    for i, f in enumerate(flats):
+        out[i, :f.size] = f
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name}: codes have NaN or infinite values")
+    return out
+
+
+def reconstruction_error(codes, reference_codes) -> np.ndarray:
+    """The paper's normalised reconstruction error, per image, as a fraction.
+
+    Args:
+      codes: Φ(x*_i) of the N reconstructions: a list of N arrays (any
+        shapes; flattened and zero-padded to a common length) or an
+        ``(N, ...)`` array.
+      reference_codes: Φ(x_i) of the N original images, likewise.
+
+    Returns:
+      float64 ``(N,)``: err_i = ||Φ(x*_i) − Φ(x_i)||² divided by the mean of
+      ||Φ(x_j) − Φ(x_k)||² over all N² ordered pairs (j = k included).
+      Multiply by 100 for the percentages of the paper's Tables 1 and 3.
+
+    Raises:
+      ValueError: N < 2, different N, or reference codes all equal (the
+        normaliser is zero).
+    """
+    y = _stack_flat(codes, "codes")
+    y0 = _stack_flat(reference_codes, "reference_codes")
+    if y.shape[0] != y0.shape[0]:
+        raise ValueError(f"got {y.shape[0]} codes but {y0.shape[0]} reference codes")
+    if y0.shape[0] < 2:
+        raise ValueError("reconstruction_error needs at least 2 images (it is normalised "
+                         "by their mutual distances); use relative_error for one")
+    d = max(y.shape[1], y0.shape[1])
+    y = np.pad(y, ((0, 0), (0, d - y.shape[1])))
+    y0 = np.pad(y0, ((0, 0), (0, d - y0.shape[1])))
+    sq = np.sum(y0 ** 2, axis=1)
+    # ||a − b||² = |a|² + |b|² − 2a·b, clipped at 0 against round-off.
+    pair = np.maximum(sq[:, None] + sq[None, :] - 2.0 * y0 @ y0.T, 0.0)
+    normaliser = pair.mean()
+    if normaliser == 0:
+        raise ValueError("the reference codes are all equal; the error is undefined")
+    return np.sum((y - y0) ** 2, axis=1) / normaliser
+
+
+def relative_error(code, reference) -> float:
+    """||Φ − Φ0||² / ||Φ0||² for one reconstruction (a fraction).
+
+    Args:
+      code: Φ(x*), any shape; reference: Φ0 = Φ(x0), the same shape.
+
+    This is the data term of the objective without a mask; it is not the
+    paper's Table-1 metric (see :func:`reconstruction_error`).
+    """
+    code = np.asarray(code, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if code.shape != reference.shape:
+        raise ValueError(f"code shape {code.shape} != reference shape {reference.shape}")
+    norm2 = np.sum(reference ** 2)
+    if norm2 == 0:
+        raise ValueError("the reference code is all zeros; the relative error is undefined")
+    return float(np.sum((code - reference) ** 2) / norm2)

@@ -1,0 +1,116 @@
+"""The `Representation` type: an image representation Φ that jinvert inverts.
+
+A representation is a pure function from an image in its own *input space*
+(float32, NHWC without the N, e.g. grey levels 255·g − 128 for HOG, or a
+mean-subtracted RGB image for AlexNet) to a code (any array shape). It carries
+the conversions from and to ordinary images in [0, 1], and the paper's
+inversion defaults for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+#: The paper's σ: the average Euclidean norm of natural images in the input
+#: space of the reference experiments (227×227, grey levels in about ±128).
+#: It is the value that turns the reference code's ``lambdaL2 = 8e-10`` into
+#: the paper's λα = 2.16e8 (λα = lambdaL2/2 · σ^(α−2) with α = 6).
+PAPER_SIGMA = 27_100.0
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Representation:
+    """An image representation Φ with what is needed to invert it.
+
+    Attributes:
+      name: short name, e.g. ``"hog"`` or ``"alexnet:relu5"``.
+      description: one line for humans.
+      apply: the unbatched map ``(H, W, C) float32 -> code``, jit-able and
+        differentiable. Use :meth:`__call__`, which also batches.
+      preprocess_fn: ``(H, W) or (H, W, 3) array in [0, 1] -> (H', W', C)``
+        image in the input space.
+      deprocess_fn: ``(H', W', C)`` input-space image ``-> (H', W', 3)`` in
+        [0, 1] (clipped).
+      channels: C, the number of channels of the input space (1 or 3).
+      input_size: ``(H, W)`` when the representation needs a fixed size (a
+        CNN), else ``None``.
+      sigma: σ of the paper, the average Euclidean norm of natural images in
+        the input space; the optimiser works on x/σ.
+      defaults: the paper's inversion settings for this representation, as
+        keyword arguments of :func:`jinvert.invert` (``lambda_tv``, ``beta``,
+        ``lambda_alpha``, ``alpha``, ``learning_rate``, ``stages``).
+      validate: optional check of a concrete input-space image
+        ``(H, W, C)``; raises ``ValueError`` with a message for people.
+    """
+
+    name: str
+    description: str
+    apply: Callable[[Array], Array]
+    preprocess_fn: Callable[[Any], Array]
+    deprocess_fn: Callable[[Array], Array]
+    channels: int
+    input_size: tuple[int, int] | None = None
+    sigma: float = PAPER_SIGMA
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    validate: Callable[[Any], None] | None = None
+
+    def __call__(self, x) -> Array:
+        """Φ(x) for one image ``(H, W, C)`` (``(H, W)`` when C = 1) or a
+        batch ``(N, H, W, C)``; a batch gives codes with a leading N."""
+        if isinstance(x, jax.core.Tracer):
+            x = jnp.asarray(x)
+        else:
+            x = check_image_array(x, name=self.name)
+        if x.ndim == 2:
+            x = x[..., None]
+        if x.ndim not in (3, 4):
+            raise ValueError(
+                f"{self.name}: expected an image (H, W), (H, W, C) or a batch "
+                f"(N, H, W, C); got an array of shape {tuple(x.shape)}")
+        if self.validate is not None and not isinstance(x, jax.core.Tracer):
+            for image in (x if x.ndim == 4 else x[None]):
+                self.validate(image)
+        if x.ndim == 4:
+            return jax.vmap(self.apply)(x)
+        return self.apply(x)
+
+    def preprocess(self, image) -> Array:
+        """``(H, W)`` or ``(H, W, 3)`` image in [0, 1] -> input space."""
+        return self.preprocess_fn(check_image_array(image, name=self.name))
+
+    def deprocess(self, x) -> Array:
+        """Input-space image ``(H, W, C)`` -> ``(H, W, 3)`` in [0, 1]."""
+        return self.deprocess_fn(jnp.asarray(x))
+
+    def __repr__(self) -> str:
+        return f"Representation({self.name!r}: {self.description})"
+
+
+def check_image_array(x, *, name: str = "image"):
+    """Turn ``x`` into a float32 array, or raise ValueError saying why not.
+
+    Rejects non-numeric arrays, empty arrays and non-finite pixels. Tracers
+    (inside ``jit``/``grad``) pass through unchecked.
+    """
+    if isinstance(x, jax.core.Tracer):
+        return x
+    arr = np.asarray(x) if not isinstance(x, jax.Array) else x
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise ValueError(
+            f"{name}: expected a numeric image array, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name}: expected a real image, got complex values")
+    if arr.size == 0:
+        raise ValueError(f"{name}: got an empty array of shape {arr.shape}")
+    arr = jnp.asarray(arr, dtype=jnp.float32)
+    if not bool(jnp.all(jnp.isfinite(arr))):
+        raise ValueError(
+            f"{name}: the image has NaN or infinite pixels; expected finite values")
+    return arr

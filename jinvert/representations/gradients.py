@@ -1,0 +1,162 @@
+"""Oriented gradients: what HOG and dense SIFT share.
+
+Three steps, each a differentiable array program:
+
+1. :func:`image_gradient` — central derivatives ``[-1 0 1]/2`` of an image.
+2. Orientation binning — the gradient magnitude split over orientation
+   channels, either to the nearest bin (:func:`hard_orientation_bins`, HOG) or
+   bilinearly between the two nearest bins (:func:`soft_orientation_bins`,
+   HOGb and SIFT).
+3. :func:`triangular_pool` — bilinear spatial pooling: every output cell is a
+   sum of the pixels around its centre weighted by ``1 - |d| / size``
+   (separable in x and y), i.e. a strided convolution with a triangular
+   kernel, written as two small matrix products.
+
+Conventions are VLFeat's: x to the right, y downwards, angles measured from
+the x axis towards y (clockwise on screen). All functions work on
+unbatched arrays; batch with ``jax.vmap``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+
+def image_gradient(image: Array, *, border: str = "one-sided") -> tuple[Array, Array]:
+    """Central derivatives of an image, ``[-1 0 1]/2`` along x and y.
+
+    Args:
+      image: ``(H, W)`` or ``(H, W, C)`` float array (H, W ≥ 2).
+      border: what the pixels of the first and last rows and columns get:
+        ``"one-sided"`` (forward/backward differences, as VLFeat's
+        ``vl_dsift``) or ``"zero"`` (no gradient at all, both components, as
+        ``vl_hog``, which skips border pixels).
+
+    Returns:
+      ``(gx, gy)``, each the shape of ``image``, in image units per pixel.
+    """
+    def along(axis):
+        x = jnp.moveaxis(image, axis, 0)
+        inner = 0.5 * (x[2:] - x[:-2])
+        first, last = x[1:2] - x[:1], x[-1:] - x[-2:-1]
+        return jnp.moveaxis(jnp.concatenate([first, inner, last], axis=0), 0, axis)
+
+    gx, gy = along(1), along(0)
+    if border == "zero":
+        interior = jnp.zeros(image.shape[:2], image.dtype).at[1:-1, 1:-1].set(1.0)
+        interior = interior.reshape(interior.shape + (1,) * (image.ndim - 2))
+        return gx * interior, gy * interior
+    if border != "one-sided":
+        raise ValueError(f"border must be 'one-sided' or 'zero', got {border!r}")
+    return gx, gy
+
+
+def safe_norm(gx: Array, gy: Array, *, floor: float = 0.0) -> Array:
+    """``sqrt(gx² + gy²)`` with a finite gradient at zero (0 below ``floor``)."""
+    s = gx * gx + gy * gy
+    positive = s > floor
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, s, 1.0)), 0.0)
+
+
+def safe_atan2(gy: Array, gx: Array) -> Array:
+    """``atan2(gy, gx)`` in radians, with a zero (not NaN) gradient at the origin."""
+    zero = (gx == 0) & (gy == 0)
+    return jnp.where(zero, 0.0, jnp.arctan2(jnp.where(zero, 0.0, gy), jnp.where(zero, 1.0, gx)))
+
+
+def soft_orientation_bins(angle: Array, magnitude: Array, num_bins: int) -> Array:
+    """Split ``magnitude`` bilinearly over ``num_bins`` directions on the circle.
+
+    Bin ``k`` is centred at angle ``2πk / num_bins``; a gradient at angle θ
+    gives bin k the weight ``max(0, 1 - |θ - θ_k| / Δ)`` (angular distance,
+    Δ = 2π / num_bins), so the two nearest bins share it linearly.
+
+    Args:
+      angle: ``(...)`` angles in radians (any range).
+      magnitude: ``(...)`` gradient magnitudes.
+      num_bins: number of directed bins over the full circle.
+
+    Returns:
+      ``(..., num_bins)`` binned magnitudes.
+    """
+    step = 2.0 * math.pi / num_bins
+    position = angle[..., None] / step - jnp.arange(num_bins, dtype=angle.dtype)
+    # distance to each bin centre in bin units, wrapped to [-num_bins/2, num_bins/2)
+    distance = jnp.mod(position + num_bins / 2, num_bins) - num_bins / 2
+    return magnitude[..., None] * jnp.maximum(0.0, 1.0 - jnp.abs(distance))
+
+
+def hard_orientation_bins(gx: Array, gy: Array, magnitude: Array,
+                          num_orientations: int) -> Array:
+    """Put ``magnitude`` in the nearest of ``2·num_orientations`` directed bins.
+
+    As ``vl_hog``: the unit gradient is projected on the undirected directions
+    ``(cos πk/O, sin πk/O)`` (float32 table), the projection of largest
+    absolute value wins (first one on ties) and its sign picks bin k or k + O.
+
+    Args:
+      gx, gy: ``(...)`` gradient components.
+      magnitude: ``(...)`` the value to put in the bin.
+      num_orientations: O, undirected orientations in [0, π).
+
+    Returns:
+      ``(..., 2·O)`` one-hot binned magnitudes (no gradient through the choice).
+    """
+    angles = np.pi * np.arange(num_orientations) / num_orientations
+    cos_table = jnp.asarray(np.cos(angles).astype(np.float32))
+    sin_table = jnp.asarray(np.sin(angles).astype(np.float32))
+    norm = jnp.maximum(jax.lax.stop_gradient(magnitude), 1e-10)
+    ux, uy = jax.lax.stop_gradient(gx) / norm, jax.lax.stop_gradient(gy) / norm
+    score = ux[..., None] * cos_table + uy[..., None] * sin_table
+    best = jnp.argmax(jnp.abs(score), axis=-1)
+    negative = jnp.take_along_axis(score, best[..., None], axis=-1)[..., 0] < 0
+    directed = best + num_orientations * negative.astype(best.dtype)
+    onehot = jax.nn.one_hot(directed, 2 * num_orientations, dtype=magnitude.dtype)
+    return magnitude[..., None] * onehot
+
+
+def triangle_matrix(length: int, centres, size: float, *, border: str = "zero") -> np.ndarray:
+    """Weights of triangular pooling along one axis, as a matrix.
+
+    Row i holds ``max(0, 1 - |x - centres[i]| / size)`` for pixel x. With
+    ``border="replicate"`` the taps that fall outside ``[0, length)`` are
+    moved onto the nearest edge pixel (VLFeat's padding by continuity); with
+    ``"zero"`` they are dropped.
+
+    Returns:
+      ``(len(centres), length)`` float32 NumPy array.
+    """
+    centres = np.asarray(centres, dtype=np.float64)
+    span = math.ceil(size) + 1
+    out = np.zeros((len(centres), length), dtype=np.float64)
+    for i, c in enumerate(centres):
+        taps = np.arange(math.floor(c - span), math.ceil(c + span) + 1)
+        weights = np.maximum(0.0, 1.0 - np.abs(taps - c) / size)
+        if border == "replicate":
+            np.add.at(out[i], np.clip(taps, 0, length - 1), weights)
+        elif border == "zero":
+            inside = (taps >= 0) & (taps < length)
+            out[i, taps[inside]] += weights[inside]
+        else:
+            raise ValueError(f"border must be 'zero' or 'replicate', got {border!r}")
+    return out.astype(np.float32)
+
+
+def triangular_pool(maps: Array, rows: np.ndarray, cols: np.ndarray) -> Array:
+    """Separable triangular pooling: ``out[i, j, c] = Σ rows[i, y] cols[j, x] maps[y, x, c]``.
+
+    Args:
+      maps: ``(H, W, C)``.
+      rows: ``(h, H)`` and cols: ``(w, W)`` matrices from :func:`triangle_matrix`.
+
+    Returns:
+      ``(h, w, C)``.
+    """
+    pooled = jnp.einsum("iy,yxc->ixc", jnp.asarray(rows), maps)
+    return jnp.einsum("jx,ixc->ijc", jnp.asarray(cols), pooled)
