@@ -326,11 +326,12 @@ def deprocess(x: Array) -> Array:
 
 
 #: σ of the paper in this input space: the mean Euclidean norm of natural
-#: photos after :func:`preprocess` (224×224×3 values in about ±1). Measured
-#: with ``benchmarks/efficientnet_accuracy.py --sigma``; on six scikit-image
-#: photos (astronaut, chelsea, coffee, rocket, motorcycle_left, immunohistochemistry)
-#: the mean is SIGMA; on the 100 photos of imagenet-sample-100 it is 202.5.
-SIGMA = 203.0
+#: photos after :func:`preprocess` (224×224×3 values in about ±1), measured
+#: by ``python benchmarks/efficientnet_accuracy.py --sigma``: 211.8 over the
+#: scikit-image photos astronaut, camera, chelsea, coffee, rocket (norms 247,
+#: 221, 137, 257, 197); 202.6 over the 100 photos of imagenet-sample-100.
+#: In units of the pixel range (σ/B) this is the paper's 27100/128 = 211.7.
+SIGMA = 211.8
 
 # ----------------------------------------------------------------------------
 # The paper's balancing (Sect. 2), transferred from CNN-A
@@ -347,8 +348,9 @@ SIGMA = 203.0
 #
 # with p = α = 6 for λα and p = β = 2 for λV (a cancels). σ/B is the image
 # norm in units of the pixel range, so the λ mean the same thing as the
-# paper's whatever units the input space has. With σ/B = 203 vs 211.7 and
-# HW = 224² vs 227², the factors are ≈ 0.80 (λα) and ≈ 0.94 (λV).
+# paper's whatever units the input space has. Here σ/B = 211.8 (paper 211.7)
+# and HW = 224² (paper 227²), so both factors are ≈ 1.03: λα ≈ 2.22e8 and
+# λV ≈ 0.51 / 5.1 / 51.
 #
 # Bands: EfficientNet-Lite0 has 20 taps, like CNN-A's 20 layers, and tap i
 # sits at the same total stride as CNN-A layer i's band: stem…block4 end at
