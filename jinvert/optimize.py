@@ -111,6 +111,23 @@ def rescale_stages(stages, iterations: int) -> tuple[int, ...]:
     return tuple(s for s in out if s > 0)
 
 
+def initial_noise(key, shape) -> Array:
+    """The starting point: Gaussian noise with unit Euclidean norm per image.
+
+    Args:
+      key: a ``jax.random`` key.
+      shape: ``(*batch, H, W, C)``; each trailing ``(H, W, C)`` image is
+        normalised on its own.
+
+    Returns:
+      float32 array of ``shape`` in the normalised space u = x/σ (the
+      reference's ``x = randn; x = x/norm(x)·σ``).
+    """
+    noise = jax.random.normal(key, tuple(shape), jnp.float32)
+    norms = jnp.sqrt(jnp.sum(noise ** 2, axis=(-3, -2, -1), keepdims=True))
+    return noise / norms
+
+
 # --------------------------------------------------------------------------
 # Progress callbacks. The compiled program always calls `_dispatch`, which
 # forwards to whatever callback the current `invert` call registered, so the
@@ -158,11 +175,7 @@ def _runner(rep) -> Callable:
         grad_all = jax.vmap(jax.vmap(grad_one, in_axes=(0, None, None, None)),
                             in_axes=(0, 0, 0, 0))
 
-        # Unit-norm Gaussian noise per reconstruction (the reference's
-        # x = randn; x = x/norm(x)·σ, i.e. ||u|| = 1).
-        noise = jax.random.normal(key, (batch, samples) + tuple(shape), jnp.float32)
-        norms = jnp.sqrt(jnp.sum(noise ** 2, axis=tuple(range(2, noise.ndim)), keepdims=True))
-        u = noise / norms
+        u = initial_noise(key, (batch, samples) + tuple(shape))
 
         total = sum(stages)
         histories = []
