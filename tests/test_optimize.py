@@ -1,0 +1,183 @@
+"""The inversion engine: the loss falls, keys, vmapped samples and batches,
+momentum reset at stage changes (against a NumPy transcription of the
+reference update), masks, compilation cache, callbacks, input checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from _toy import toy_image, toy_rep
+from jinvert.masks import central_mask
+from jinvert.optimize import initial_noise, invert, rescale_stages
+
+REP = toy_rep()
+X0 = toy_image((16, 16, 1))
+CODE = np.asarray(REP.apply(jnp.asarray(X0)))
+FAST = dict(shape=(16, 16), learning_rate=0.004, stages=(30, 30), lambda_alpha=2e3,
+            lambda_tv=0.5)
+
+
+def test_loss_falls_and_shapes():
+    r = invert(REP, CODE, key=jax.random.PRNGKey(0), samples=3, **FAST)
+    assert r.images.shape == (3, 16, 16, 1) and r.images.dtype == jnp.float32
+    assert r.codes.shape == (3,) + CODE.shape
+    assert set(r.history) == {"data", "alpha", "tv", "total"}
+    assert all(v.shape == (3, 60) for v in r.history.values())
+    total = np.asarray(r.history["total"])
+    assert np.all(np.isfinite(total))
+    assert np.all(total[:, -1] < 0.2 * total[:, 0])
+    # The returned codes are the codes of the returned images.
+    np.testing.assert_allclose(r.codes[1], REP.apply(r.images[1]), rtol=1e-4, atol=1e-3)
+    # The history's data term is ||Φ−Φ0||²/||Φ0||² of the iterates.
+    assert float(r.history["data"][0, -1]) < 0.1
+    assert r.settings["stages"] == (30, 30) and r.settings["samples"] == 3
+
+
+def test_same_key_same_result_other_key_other_result():
+    a = invert(REP, CODE, key=jax.random.PRNGKey(7), samples=2, **FAST)
+    b = invert(REP, CODE, key=jax.random.PRNGKey(7), samples=2, **FAST)
+    c = invert(REP, CODE, key=jax.random.PRNGKey(8), samples=2, **FAST)
+    np.testing.assert_array_equal(a.images, b.images)
+    assert np.abs(np.asarray(a.images - c.images)).max() > 1.0
+    # The samples of one call start from different noise and end apart.
+    assert np.abs(np.asarray(a.images[0] - a.images[1])).max() > 1.0
+
+
+def test_batch_of_codes_is_vmapped():
+    other = np.asarray(REP.apply(jnp.asarray(toy_image((16, 16, 1), seed=9))))
+    r = invert(REP, np.stack([CODE, other]), key=jax.random.PRNGKey(0), samples=2, **FAST)
+    assert r.images.shape == (2, 2, 16, 16, 1)
+    assert r.codes.shape == (2, 2) + CODE.shape
+    assert r.history["data"].shape == (2, 2, 60)
+    # Each reconstruction matches its own code better than the other one.
+    for b, target in enumerate([CODE, other]):
+        mine = np.sum((np.asarray(r.codes[b, 0]) - target) ** 2)
+        theirs = np.sum((np.asarray(r.codes[b, 0]) - [other, CODE][b]) ** 2)
+        assert mine < theirs
+
+
+def _reference_update(u0, code, sigma, lr, stages, lambda_alpha, alpha, lambda_tv, reset):
+    """NumPy transcription of the reference loop (in x = σu, the reference's
+    own variables and λ) for the linear representation Φ(x) = A x."""
+    lambda_l2 = 2 * lambda_alpha / sigma ** (alpha - 2)   # λα = lambdaL2/2·σ^(α−2)
+    lambda_tv_ref = 2 * lambda_tv                          # β = 2: λV = lambdaTV/2
+    x = (sigma * u0).astype(np.float64)
+    y0 = code.astype(np.float64)
+    y0_norm2 = np.sum(y0 ** 2)
+    v = np.zeros_like(x)
+    for k, n in enumerate(stages):
+        if reset:
+            v = np.zeros_like(x)
+        rate = lr * 0.1 ** k
+        for _ in range(n):
+            d1 = np.concatenate([x[:, 1:], x[:, -1:]], axis=1) - x
+            d2 = np.concatenate([x[1:], x[-1:]], axis=0) - x
+            dtv = -2 * (d1 + d2)
+            dtv[:, 1:] += 2 * d1[:, :-1]
+            dtv[1:] += 2 * d2[:-1]
+            dr = lambda_tv_ref / 2 * dtv + lambda_l2 / 2 * alpha * x ** (alpha - 1)
+            ddata = 2 * (x - y0)  # Φ = identity
+            v = 0.9 * v - rate * dr - rate * sigma ** 2 / y0_norm2 * ddata
+            x = x + v
+    return x
+
+
+def test_momentum_reset_matches_reference_update():
+    from jinvert.representation import Representation
+
+    rep = Representation("identity", "Φ(x) = x", apply=lambda x: x,
+                         preprocess_fn=lambda im: im, deprocess_fn=lambda x: x,
+                         channels=1, sigma=500.0)
+    code = toy_image((8, 8, 1), seed=4) / 4.0
+    settings = dict(shape=(8, 8), learning_rate=0.02, stages=(6, 6, 6),
+                    lambda_alpha=30.0, alpha=6.0, lambda_tv=0.05, beta=2.0)
+    key = jax.random.PRNGKey(3)
+    ours = np.asarray(invert(rep, code, key=key, **settings).images[0])
+    u0 = np.asarray(initial_noise(key, (1, 1, 8, 8, 1))[0, 0])
+    assert np.linalg.norm(u0) == pytest.approx(1.0, rel=1e-5)
+    args = (u0, code, 500.0, 0.02, (6, 6, 6), 30.0, 6.0, 0.05)
+    with_reset = _reference_update(*args, reset=True)
+    without = _reference_update(*args, reset=False)
+    scale = np.abs(with_reset).max()
+    np.testing.assert_allclose(ours, with_reset, atol=1e-4 * scale, rtol=1e-4)
+    # The test can tell: not resetting gives a visibly different iterate.
+    assert np.abs(without - with_reset).max() > 1e-2 * scale
+
+
+def test_mask_only_counts_selected_code():
+    mask = central_mask(CODE.shape, 3)
+    other = CODE.copy()
+    other[~mask] = 50.0  # changes only the masked-out part
+    key = jax.random.PRNGKey(1)
+    a = invert(REP, CODE, key=key, mask=mask, **FAST)
+    b = invert(REP, other, key=key, mask=mask, **FAST)
+    np.testing.assert_allclose(a.images, b.images, rtol=1e-5, atol=1e-3)
+    c = invert(REP, other, key=key, **FAST)
+    assert np.abs(np.asarray(a.images - c.images)).max() > 1.0
+
+
+def test_compiled_program_is_reused():
+    traces = []
+    base = toy_rep(seed=5)
+
+    def apply(x):
+        traces.append(1)  # runs only while tracing
+        return base.apply(x)
+
+    from dataclasses import replace
+    rep = replace(base, apply=apply)
+    code = np.asarray(base.apply(jnp.asarray(X0)))
+    invert(rep, code, key=jax.random.PRNGKey(0), **FAST)
+    n = len(traces)
+    assert n > 0
+    invert(rep, code, key=jax.random.PRNGKey(1), **dict(FAST, learning_rate=0.01,
+                                                         lambda_tv=2.0))
+    invert(rep, code * 1.5, key=jax.random.PRNGKey(2), **FAST)
+    assert len(traces) == n  # new key, λ, learning rate, code: no retrace
+
+
+def test_callback_reports_progress():
+    calls = []
+    r = invert(REP, CODE, key=jax.random.PRNGKey(0), samples=2,
+               callback=lambda i, n, t: calls.append((i, n, t)), callback_every=25, **FAST)
+    assert [c[0] for c in calls] == [25, 50, 60]
+    assert all(c[1] == 60 for c in calls)
+    assert set(calls[-1][2]) == {"data", "alpha", "tv", "total"}
+    last = float(np.mean(np.asarray(r.history["total"])[:, 59]))
+    assert calls[-1][2]["total"] == pytest.approx(last, rel=1e-5)
+
+
+def test_total_variation_beta_one_runs_finite():
+    r = invert(REP, CODE, key=jax.random.PRNGKey(0), beta=1.0, **FAST)
+    assert np.all(np.isfinite(np.asarray(r.images)))
+
+
+def test_rescale_stages():
+    assert rescale_stages((200, 200, 200, 200), 100) == (25, 25, 25, 25)
+    assert rescale_stages((800, 500, 500, 200, 100), 21) == (8, 5, 5, 2, 1)
+    assert sum(rescale_stages((200, 200, 200, 200), 7)) == 7
+    assert rescale_stages((100, 200, 100), 2) == (1, 1)
+    with pytest.raises(ValueError):
+        rescale_stages((1, 2), 0)
+
+
+@pytest.mark.parametrize("code, kwargs, message", [
+    (np.zeros((7, 7, 6)), {}, "all zeros"),
+    (np.full((7, 7, 6), np.nan), {}, "NaN"),
+    (np.ones((6, 7, 6)), {}, "shape"),
+    (np.ones((7, 7, 6)), {"samples": 0}, "samples"),
+    (np.ones((7, 7, 6)), {"samples": 1.5}, "samples"),
+    (np.ones((7, 7, 6)), {"mask": np.ones((7, 7))}, "mask"),
+    (np.ones((7, 7, 6)), {"stages": ()}, "stages"),
+    (np.ones((7, 7, 6)), {"learning_rate": -1.0}, "learning_rate"),
+])
+def test_bad_input_raises_one_line(code, kwargs, message):
+    with pytest.raises(ValueError, match=message) as info:
+        invert(REP, code, shape=(16, 16), key=jax.random.PRNGKey(0), **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_shape_required_for_flexible_rep():
+    with pytest.raises(ValueError, match="shape"):
+        invert(REP, CODE, key=jax.random.PRNGKey(0))
