@@ -1,0 +1,77 @@
+"""Representations by name, for the command line and for scripts.
+
+Names: ``hog`` (CNN-HOG, 27 channels, hard orientation binning, as the
+paper's HOG), ``hogb`` (bilinear orientation binning, the paper's HOGb),
+``dsift`` (dense SIFT, bin size 5), ``alexnet:LAYER`` (e.g. ``alexnet:relu5``,
+needs weights) and ``efficientnet:LAYER``. Modules are imported only when
+their representation is asked for, so a missing optional dependency only
+affects the names that need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+#: Names with no layer part, and what they build.
+SHALLOW = {
+    "hog": "CNN-HOG: hog(texture=False), 27 channels, cells of 8×8",
+    "hogb": "CNN-HOGb: hog(bilinear=True, texture=False), bilinear orientations",
+    "dsift": "CNN-DSIFT: dsift(), bin size 5",
+}
+#: Families that take a layer: ``family:LAYER``.
+DEEP = {
+    "alexnet": "alexnet:LAYER, e.g. alexnet:relu5 (needs --weights or fetched weights)",
+    "efficientnet": "efficientnet:LAYER",
+}
+
+
+def names() -> list[str]:
+    """The accepted names, for help texts and error messages."""
+    return list(SHALLOW) + [f"{k}:LAYER" for k in DEEP]
+
+
+def resolve_representation(name: str, weights=None):
+    """Build the representation called ``name``.
+
+    Args:
+      name: ``hog``, ``hogb``, ``dsift``, ``alexnet:LAYER`` or
+        ``efficientnet:LAYER`` (case-insensitive).
+      weights: path of a weight file for ``alexnet`` (passed to its
+        ``from_spec``); rejected for the others.
+
+    Returns:
+      a :class:`jinvert.Representation`.
+
+    Raises:
+      ValueError: an unknown name (the message lists the valid ones), a
+        missing layer, or weights given where none are used.
+    """
+    raw = str(name).strip()
+    family, _, layer = raw.partition(":")
+    family = family.lower()
+    valid = ", ".join(names())
+    if family in SHALLOW:
+        if layer:
+            raise ValueError(f"representation {raw!r} takes no layer; valid names: {valid}")
+        if weights is not None:
+            raise ValueError(f"representation {family!r} has no weights; drop --weights")
+        if family == "dsift":
+            return importlib.import_module("jinvert.representations.dsift").dsift()
+        hog = importlib.import_module("jinvert.representations.hog").hog
+        return hog(bilinear=(family == "hogb"), texture=False)
+    if family in DEEP:
+        if not layer:
+            raise ValueError(f"representation {raw!r} needs a layer, as {family}:LAYER "
+                             f"(e.g. {family}:relu5 for alexnet)")
+        module = importlib.import_module(f"jinvert.representations.{family}")
+        if family == "alexnet":
+            return module.from_spec(layer, weights)
+        if weights is not None:
+            raise ValueError(f"representation {family!r} takes no --weights")
+        return module.from_spec(layer)
+    raise ValueError(f"unknown representation {raw!r}; valid names: {valid}")
+
+
+def is_hog(rep) -> bool:
+    """Whether ``rep`` is a HOG variant (its code can be drawn as glyphs)."""
+    return str(getattr(rep, "name", "")).lower().split(":")[0] in ("hog", "hogb")
