@@ -213,13 +213,18 @@ def random_params(key: Array) -> dict:
     Args:
       key: a ``jax.random`` key; same key, same params.
     """
-    keys = iter(jax.random.split(key, 4 + 3 * len(BLOCKS)))
+    # NumPy's generator seeded by the key's bits: deterministic in the key,
+    # and ~100× faster on CPU than compiling 50 jax.random draws.
+    seed = np.asarray(jax.random.key_data(key)).ravel().tolist() \
+        if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key) \
+        else np.asarray(key).ravel().tolist()
+    rng = np.random.default_rng(seed)
 
     def conv(k, cin, cout, depthwise=False):
         fan_in = k * k * (1 if depthwise else cin)
         shape = (k, k, 1, cout) if depthwise else (k, k, cin, cout)
-        w = jax.random.normal(next(keys), shape, jnp.float32) * math.sqrt(2.0 / fan_in)
-        return {"w": w, "b": jnp.zeros((cout,), jnp.float32)}
+        w = rng.standard_normal(shape, dtype=np.float32) * np.float32(math.sqrt(2.0 / fan_in))
+        return {"w": jnp.asarray(w), "b": jnp.zeros((cout,), jnp.float32)}
 
     blocks = []
     for k, _, e, cin, cout in BLOCKS:
@@ -229,10 +234,10 @@ def random_params(key: Array) -> dict:
         blk["dw"] = conv(k, mid, mid, depthwise=True)
         blk["project"] = conv(1, mid, cout)
         blocks.append(blk)
-    fc_w = jax.random.normal(next(keys), (HEAD_WIDTH, NUM_CLASSES), jnp.float32)
+    fc_w = rng.standard_normal((HEAD_WIDTH, NUM_CLASSES), dtype=np.float32)
     return {"stem": conv(3, 3, STEM_WIDTH), "blocks": blocks,
             "head": conv(1, BLOCKS[-1][4], HEAD_WIDTH),
-            "fc": {"w": fc_w / math.sqrt(HEAD_WIDTH),
+            "fc": {"w": jnp.asarray(fc_w / np.float32(math.sqrt(HEAD_WIDTH))),
                    "b": jnp.zeros((NUM_CLASSES,), jnp.float32)}}
 
 
