@@ -168,6 +168,36 @@ def lrn(x: Array, size: int = LRN_SIZE, alpha: float = LRN_ALPHA,
     return x * jnp.power(k + (alpha / size) * summed, -beta)
 
 
+class FullyConnected(nn.Module):
+    """A fully connected layer stored as a ``k×k`` valid convolution.
+
+    Kernel ``(k, k, cin, features)``, bias ``(features,)``. On a ``k×k`` input
+    (the network's own size) it runs as one matrix product: the input
+    gradient is then a plain product with the kernel, whereas a convolution's
+    backward pass makes a transposed copy of fc6's 151 MB kernel at every
+    step (measured 2–3× slower per inversion iteration on CPU). Larger inputs
+    give a map of outputs, as a convolution.
+    """
+
+    features: int
+    kernel_size: int
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        k = self.kernel_size
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (k, k, x.shape[-1], self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        n, h, w, c = x.shape
+        if (h, w) == (k, k):
+            # Row-major flattening of (k, k, c) matches the kernel's first axes.
+            y = x.reshape(n, k * k * c) @ kernel.reshape(k * k * c, self.features)
+            return (y + bias).reshape(n, 1, 1, self.features)
+        y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return y + bias
+
+
 class AlexNet(nn.Module):
     """CNN-A as a flax module, evaluated up to ``layer`` and no further.
 
@@ -184,7 +214,10 @@ class AlexNet(nn.Module):
         convs = _CONVS[self.variant]
         ceil_mode = self.variant != "torchvision"
         for name in VARIANT_LAYERS[self.variant]:
-            if name in convs:
+            if name.startswith("fc"):
+                k, _, _, _, cout, _ = convs[name]
+                x = FullyConnected(cout, k, name=name)(x)
+            elif name in convs:
                 k, s, p, _, cout, g = convs[name]
                 x = nn.Conv(cout, (k, k), strides=(s, s), padding=((p, p), (p, p)),
                             feature_group_count=g, dtype=jnp.float32,
