@@ -2,5 +2,6 @@
 
 from jinvert.representation import Representation
 from jinvert.representations.hog import hog
+from jinvert.representations.dsift import dsift
 
 __version__ = "0.1.0"

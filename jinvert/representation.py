@@ -93,6 +93,13 @@ class Representation:
         return f"Representation({self.name!r}: {self.description})"
 
 
+def as_float_array(x) -> Array:
+    """``x`` as a JAX array, float32 unless it already has a float dtype
+    (float64 passes through, for finite-difference checks under x64)."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
+
+
 def check_image_array(x, *, name: str = "image"):
     """Turn ``x`` into a float32 array, or raise ValueError saying why not.
 

@@ -57,11 +57,16 @@ def image_gradient(image: Array, *, border: str = "one-sided") -> tuple[Array, A
     return gx, gy
 
 
-def safe_norm(gx: Array, gy: Array, *, floor: float = 0.0) -> Array:
-    """``sqrt(gx² + gy²)`` with a finite gradient at zero (0 below ``floor``)."""
-    s = gx * gx + gy * gy
+def safe_sqrt(s: Array, *, floor: float = 0.0) -> Array:
+    """``sqrt(s)`` for ``s ≥ 0``, 0 where ``s ≤ floor``, with a finite
+    gradient at 0 (plain ``sqrt`` has an infinite one, which gives NaN)."""
     positive = s > floor
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, s, 1.0)), 0.0)
+
+
+def safe_norm(gx: Array, gy: Array, *, floor: float = 0.0) -> Array:
+    """``sqrt(gx² + gy²)`` with a finite gradient at zero (0 below ``floor``)."""
+    return safe_sqrt(gx * gx + gy * gy, floor=floor)
 
 
 def safe_atan2(gy: Array, gx: Array) -> Array:

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinvert import images
-from jinvert.representation import Representation
+from jinvert.representation import Representation, as_float_array
 from jinvert.representations import gradients
 
 Array = jax.Array
@@ -146,7 +146,7 @@ def hog_features(image: Array, cell_size: int = 8, orientations: int = 9,
       ``(h, w, 31)`` (``(h, w, 27)`` without texture) float32, where
       ``h = (H + cell_size // 2) // cell_size`` and likewise w.
     """
-    image = jnp.asarray(image, jnp.float32)
+    image = as_float_array(image)
     if image.ndim == 2:
         image = image[..., None]
     hist = oriented_histograms(image, cell_size, orientations, bilinear)

@@ -1,0 +1,40 @@
+"""Shared test fixtures: natural photos that ship with scikit-image."""
+
+import numpy as np
+import pytest
+
+
+def _photos():
+    from skimage import data
+    return {
+        # odd, unequal sizes on purpose: not multiples of the cell size
+        "camera": data.camera().astype(np.float32)[7:140, 11:108],        # 133×97 grey
+        "coins": data.coins().astype(np.float32)[:157, :203],             # 157×203 grey
+        "astronaut": data.astronaut().astype(np.float32)[100:221, 150:263],  # 121×113 RGB
+        "coffee": data.coffee().astype(np.float32)[50:167, 300:479] / 255.0,  # 117×179 RGB, [0, 1]
+    }
+
+
+@pytest.fixture(scope="session")
+def photos():
+    """Crops of natural photos, float32, of odd and unequal sizes."""
+    return _photos()
+
+
+@pytest.fixture(scope="session")
+def grey_photos(photos):
+    from jinvert.images import to_grey
+    return {name: to_grey(im) if im.ndim == 3 else im for name, im in photos.items()}
+
+
+def smooth_image(key, shape):
+    """A smooth, non-integer grey image ``(H, W, 1)`` in the input space's
+    units (about ±100), without the exact ties of integer photos."""
+    import jax
+    import jax.numpy as jnp
+    h, w = shape
+    noise = jax.random.normal(key, (h + 8, w + 8))
+    kernel = jnp.outer(jnp.hanning(9), jnp.hanning(9))
+    blurred = jax.scipy.signal.convolve2d(noise, kernel / kernel.sum(), mode="valid")
+    ramp = jnp.linspace(-1.0, 1.0, w)[None, :] * jnp.linspace(0.5, 1.0, h)[:, None]
+    return (60.0 * blurred / blurred.std() + 40.0 * ramp)[..., None]

@@ -1,0 +1,98 @@
+"""Dense SIFT against VLFeat's vl_dsift (fast), gradients, batching, input checks."""
+
+import numpy as np
+import pytest
+import jax
+import jax.numpy as jnp
+
+import jinvert
+from conftest import smooth_image
+from jinvert.representations.dsift import fast_atan2
+
+vlfeat_dsift = pytest.importorskip(
+    "cyvlfeat.sift", reason="cyvlfeat (VLFeat's Python binding) is not installed: "
+    "apt-get install libvlfeat-dev && pip install --no-build-isolation cyvlfeat").dsift
+
+# cyvlfeat returns min(512·d, 255) for float descriptors: the scale is 512
+# and values above 255/512 are clipped.
+CYVLFEAT_SCALE, CYVLFEAT_CLIP = 512.0, 255.0
+
+
+def unit(d):
+    return d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-12)
+
+
+@pytest.mark.parametrize("bin_size, step", [(5, 15), (4, 7), (3, 2)])
+@pytest.mark.parametrize("name", ["camera", "coins", "astronaut", "coffee"])
+def test_dsift_equals_vlfeat(grey_photos, name, bin_size, step):
+    image = grey_photos[name]
+    frames, ref = vlfeat_dsift(image, step=step, size=bin_size, fast=True,
+                               float_descriptors=True)
+    ours = np.asarray(jinvert.dsift(bin_size=bin_size, step=step)(image))
+    rows, cols = ours.shape[:2]
+    assert rows * cols == len(ref)
+    # Frames are row-major: y then x.
+    np.testing.assert_array_equal(frames[:cols, 0], frames[0, 0])
+    flat = ours.reshape(-1, 128)
+    np.testing.assert_allclose(np.minimum(CYVLFEAT_SCALE * flat, CYVLFEAT_CLIP), ref,
+                               atol=1e-3 * CYVLFEAT_SCALE)
+    unclipped = ref.max(axis=-1) < CYVLFEAT_CLIP
+    assert unclipped.mean() > 0.9
+    assert np.abs(unit(flat[unclipped]) - unit(ref[unclipped])).max() < 1e-3
+
+
+def test_fast_atan2_is_vlfeat_approximation():
+    angles = np.linspace(-np.pi + 1e-3, np.pi, 1001)
+    y, x = np.sin(angles) * 3, np.cos(angles) * 3
+    approx = np.asarray(fast_atan2(jnp.asarray(y), jnp.asarray(x)))
+    assert np.abs(approx - angles).max() < 7e-3     # measured 6.1e-3
+    assert np.abs(approx - angles).max() > 1e-4     # and it is an approximation
+
+
+def test_jit_and_vmap_match_one_by_one(grey_photos):
+    rep = jinvert.dsift()
+    batch = np.stack([grey_photos["camera"][:80, :90], grey_photos["coins"][:80, :90]])[..., None]
+    one_by_one = np.stack([np.asarray(rep(im)) for im in batch])
+    np.testing.assert_allclose(np.asarray(rep(batch)), one_by_one, atol=1e-6)
+    jitted = jax.jit(jax.vmap(rep.apply))(jnp.asarray(batch))
+    np.testing.assert_allclose(np.asarray(jitted), one_by_one, atol=1e-6)
+
+
+@pytest.mark.parametrize("image", ["flat", "zero"])
+def test_gradient_finite_on_degenerate_images(image):
+    x = jnp.full((40, 48, 1), 7.0) if image == "flat" else jnp.zeros((40, 48, 1))
+    rep = jinvert.dsift()
+    g = jax.grad(lambda x: jnp.sum(rep.apply(x) ** 2) + jnp.sum(rep.apply(x)))(x)
+    assert bool(jnp.all(jnp.isfinite(g)))
+
+
+def test_gradient_equals_finite_differences(grey_photos):
+    """Along random directions, in float64 and with a small step (so that no
+    orientation bin or clamp switches inside it), the gradient matches the
+    central difference of Φ."""
+    rep = jinvert.dsift(step=7)
+    with jax.enable_x64(True):
+        x = smooth_image(jax.random.PRNGKey(0), (40, 44))
+        weights = jax.random.normal(jax.random.PRNGKey(1), rep.apply(x).shape, jnp.float64)
+        f = lambda x: jnp.sum(weights * rep.apply(x))
+        grad = jax.grad(f)(x)
+        assert grad.dtype == jnp.float64
+        for seed in range(3):
+            v = jax.random.normal(jax.random.PRNGKey(10 + seed), x.shape, jnp.float64)
+            v = v / jnp.linalg.norm(v)
+            eps = 1e-4
+            numeric = (f(x + eps * v) - f(x - eps * v)) / (2 * eps)
+            analytic = jnp.vdot(grad, v)
+            assert abs(float(numeric - analytic)) <= 1e-4 * abs(float(analytic)) + 1e-9
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((5,)), "expected an image"),
+    (np.zeros((12, 40)), "smaller than one descriptor"),
+    (np.zeros((40, 40, 3)), "grey image"),
+    (np.full((30, 30), np.inf), "NaN or infinite"),
+    (np.array([[object()] * 20] * 20), "numeric"),
+])
+def test_bad_input_raises_value_error(bad, message):
+    with pytest.raises(ValueError, match=message):
+        jinvert.dsift()(bad)
