@@ -113,3 +113,21 @@ def test_bad_input_raises_value_error(bad, message):
 def test_bad_parameters():
     with pytest.raises(ValueError, match="cell_size"):
         jinvert.hog(cell_size=0)
+
+
+def test_render_hog_equals_vlfeat_render(photos):
+    """cyvlfeat's visualize=True is vl_hog_render rescaled to 0..255 and
+    truncated to uint8: ours, rescaled the same way, is within one level."""
+    from jinvert.hog_render import render_hog
+    code, picture = vlfeat_hog(photos["camera"], 8, visualize=True)
+    ours = render_hog(code)
+    assert ours.shape == picture.shape == (code.shape[0] * 21, code.shape[1] * 21)
+    assert np.abs(255.0 * ours - picture.astype(np.float32)).max() <= 1.0
+    # and on our own code of the same image
+    np.testing.assert_allclose(render_hog(jinvert.hog()(photos["camera"])), ours, atol=1e-4)
+
+
+def test_render_hog_rejects_non_hog():
+    from jinvert.hog_render import render_hog
+    with pytest.raises(ValueError, match="HOG code"):
+        render_hog(np.zeros((4, 4, 10)))
