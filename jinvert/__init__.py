@@ -1,7 +1,28 @@
-"""jinvert: understanding image representations by inverting them, in JAX."""
+"""jinvert: understanding image representations by inverting them, in JAX.
 
+Representations (each a :class:`Representation`): :func:`hog`, :func:`dsift`,
+:func:`alexnet`, :func:`efficientnet_lite0`. Inversion: :func:`invert`.
+Error metric of the paper: :func:`reconstruction_error`. Pictures:
+:func:`render_hog`. Masks over codes: :func:`central_mask`,
+:func:`group_mask`.
+"""
+
+from jinvert import images, masks, metrics, objective, weights
+from jinvert.hog_render import render_hog
+from jinvert.masks import central_mask, group_mask
+from jinvert.metrics import reconstruction_error, relative_error
+from jinvert.optimize import InversionResult, invert
 from jinvert.representation import Representation
-from jinvert.representations.hog import hog
+from jinvert.representations.alexnet import alexnet
 from jinvert.representations.dsift import dsift
+from jinvert.representations.efficientnet import efficientnet_lite0
+from jinvert.representations.hog import hog
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Representation", "hog", "dsift", "alexnet", "efficientnet_lite0",
+    "invert", "InversionResult", "reconstruction_error", "relative_error",
+    "render_hog", "central_mask", "group_mask",
+    "images", "masks", "metrics", "objective", "weights",
+]
