@@ -156,9 +156,8 @@ def _runner(rep) -> Callable:
     except KeyError:
         pass
     apply = rep.apply
-    sigma = float(rep.sigma)
 
-    def run(key, reference, mask, lambda_alpha, lambda_tv, learning_rate, momentum,
+    def run(key, reference, mask, sigma, lambda_alpha, lambda_tv, learning_rate, momentum,
             *, shape, samples, stages, alpha, beta, callback_every):
         # reference: (B, *code_shape); mask: same shape, float 0/1.
         batch = reference.shape[0]
@@ -218,6 +217,35 @@ def _runner(rep) -> Callable:
     return runner
 
 
+#: The image size the paper's σ and λ were set for (227 × 227 pixels).
+PAPER_SIZE = (227, 227)
+
+
+def size_adjusted(rep, shape, settings: Mapping[str, Any]) -> tuple[float, dict]:
+    """σ and λ for an image of ``shape`` other than the paper's 227 × 227.
+
+    The paper's σ is the norm of natural 227 × 227 images and its λ balance
+    sums over that many pixels. For ``n = H·W`` pixels, with r = n/227²,
+    σ' = σ·√r, λα' = λα·r^(α/2 − 1), λV' = λV·r^(β/2 − 1) keep, per pixel,
+    the starting noise, the step sizes and the weight of each prior the same
+    (λ'·Σ|x/σ'|^α = λ/σ^α · 227²·mean|x|^α); at 227 × 227 nothing changes.
+    Without it a small image starts from noise far outside the pixel range
+    and the default learning rate diverges.
+
+    Args:
+      rep: the representation (its ``sigma``); shape: ``(H, W[, C])``;
+      settings: with ``lambda_alpha``, ``alpha``, ``lambda_tv``, ``beta``.
+
+    Returns:
+      ``(sigma, settings)`` with the three values replaced.
+    """
+    ratio = (int(shape[0]) * int(shape[1])) / (PAPER_SIZE[0] * PAPER_SIZE[1])
+    out = dict(settings)
+    out["lambda_alpha"] = float(settings["lambda_alpha"]) * ratio ** (float(settings["alpha"]) / 2 - 1)
+    out["lambda_tv"] = float(settings["lambda_tv"]) * ratio ** (float(settings["beta"]) / 2 - 1)
+    return float(rep.sigma) * ratio ** 0.5, out
+
+
 def _resolve_shape(rep, shape) -> tuple[int, int, int]:
     if shape is None:
         if rep.input_size is None:
@@ -239,7 +267,7 @@ def _resolve_shape(rep, shape) -> tuple[int, int, int]:
 
 def invert(rep, code, *, shape=None, key, samples: int = 1, mask=None,
            lambda_tv=None, beta=None, lambda_alpha=None, alpha=None,
-           learning_rate=None, stages=None, momentum=None,
+           learning_rate=None, stages=None, momentum=None, sigma=None,
            callback: Callable[[int, int, dict], None] | None = None,
            callback_every: int = 50) -> InversionResult:
     """Find images whose code under ``rep`` is ``code`` (paper eq. 3).
@@ -260,6 +288,7 @@ def invert(rep, code, *, shape=None, key, samples: int = 1, mask=None,
       learning_rate: of the first stage; divided by 10 at each next stage.
       stages: iterations per stage, e.g. ``(200, 200, 200, 200)``.
       momentum: SGD momentum μ (0.9), reset to zero at each stage.
+      sigma: σ, overriding ``rep.sigma`` (see :func:`size_adjusted`).
         Every setting left at None comes from ``rep.defaults``, then
         :data:`DEFAULTS` (the paper's shallow-representation settings).
       callback: ``callback(iteration, total, terms)`` called every
@@ -324,9 +353,12 @@ def invert(rep, code, *, shape=None, key, samples: int = 1, mask=None,
             raise ValueError("the code is all zeros (a blank image?); nothing to invert")
         raise ValueError("the code is all zeros where the mask selects it; nothing to invert")
 
+    sigma = float(rep.sigma) if sigma is None else float(sigma)
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
     runner = _runner(rep)
     call = lambda: runner(  # noqa: E731
-        key, jnp.asarray(codes), jnp.asarray(m),
+        key, jnp.asarray(codes), jnp.asarray(m), sigma,
         settings["lambda_alpha"], settings["lambda_tv"], settings["learning_rate"],
         settings["momentum"], shape=shape, samples=samples, stages=settings["stages"],
         alpha=settings["alpha"], beta=settings["beta"],
@@ -346,5 +378,5 @@ def invert(rep, code, *, shape=None, key, samples: int = 1, mask=None,
     if not batched:
         images, out_codes = images[0], out_codes[0]
         history = {k: v[0] for k, v in history.items()}
-    settings = dict(settings, samples=samples, shape=shape, sigma=float(rep.sigma))
+    settings = dict(settings, samples=samples, shape=shape, sigma=sigma)
     return InversionResult(images=images, codes=out_codes, history=history, settings=settings)

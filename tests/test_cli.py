@@ -40,7 +40,7 @@ def _one_error_line(capsys):
 
 def test_invert_writes_montage(toy, photo, tmp_path, capsys):
     out = tmp_path / "out.png"
-    code = cli.main(["invert", str(photo), "--rep", "hog", "--samples", "2", "--out", str(out),
+    code = cli.main(["invert", str(photo), "--rep", "dsift", "--samples", "2", "--out", str(out),
                      *FAST])
     assert code == 0
     with Image.open(out) as im:
@@ -96,7 +96,7 @@ def test_interrupt_during_inversion_writes_nothing(toy, photo, tmp_path, monkeyp
 
     monkeypatch.setattr(jinvert.optimize, "invert", interrupted)
     out = tmp_path / "o.png"
-    assert cli.main(["invert", str(photo), "--out", str(out), *FAST]) == 130
+    assert cli.main(["invert", str(photo), "--rep", "dsift", "--out", str(out), *FAST]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["photo.png"]
 
@@ -111,7 +111,7 @@ def test_interrupt_while_writing_leaves_no_partial_file(toy, photo, tmp_path, mo
 
     monkeypatch.setattr(Image.Image, "save", half_save)
     out = tmp_path / "o.png"
-    assert cli.main(["invert", str(photo), "--out", str(out), *FAST]) == 130
+    assert cli.main(["invert", str(photo), "--rep", "dsift", "--out", str(out), *FAST]) == 130
     monkeypatch.setattr(Image.Image, "save", real_save)
     assert os.listdir(tmp_path) == ["photo.png"]
 

@@ -181,3 +181,21 @@ def test_bad_input_raises_one_line(code, kwargs, message):
 def test_shape_required_for_flexible_rep():
     with pytest.raises(ValueError, match="shape"):
         invert(REP, CODE, key=jax.random.PRNGKey(0))
+
+
+def test_size_adjusted_is_identity_at_paper_size_and_per_pixel_invariant():
+    from jinvert.optimize import size_adjusted
+    from jinvert.objective import alpha_norm
+
+    rep = toy_rep(sigma=27100.0)
+    s = dict(lambda_alpha=2.16e8, alpha=6.0, lambda_tv=5.0, beta=2.0)
+    sigma, same = size_adjusted(rep, (227, 227), s)
+    assert sigma == pytest.approx(27100.0) and same["lambda_alpha"] == pytest.approx(2.16e8)
+    sigma, small = size_adjusted(rep, (57, 113), s)
+    assert sigma == pytest.approx(27100.0 * np.sqrt(57 * 113 / 227 ** 2))
+    # The α prior of a constant image weighs the same per pixel at both sizes.
+    big = 2.16e8 * float(alpha_norm(jnp.full((227, 227, 1), 50.0) / 27100.0, 6.0)) / 227 ** 2
+    little = small["lambda_alpha"] * float(alpha_norm(jnp.full((57, 113, 1), 50.0) / sigma,
+                                                      6.0)) / (57 * 113)
+    assert little == pytest.approx(big, rel=1e-4)
+    assert small["lambda_tv"] == pytest.approx(5.0)  # β = 2: no change
