@@ -226,9 +226,11 @@ def size_adjusted(rep, shape, settings: Mapping[str, Any]) -> tuple[float, dict]
 
     The paper's σ is the norm of natural 227 × 227 images and its λ balance
     sums over that many pixels. For ``n = H·W`` pixels, with r = n/227²,
-    σ' = σ·√r, λα' = λα·r^(α/2 − 1), λV' = λV·r^(β/2 − 1) keep, per pixel,
-    the starting noise, the step sizes and the weight of each prior the same
-    (λ'·Σ|x/σ'|^α = λ/σ^α · 227²·mean|x|^α); at 227 × 227 nothing changes.
+    σ' = σ·√r, λα' = λα·r^(α/2 − 1), λV' = λV·r^(β/2 − 1) keep the starting
+    noise per pixel and each prior's total for images of the same pixel
+    statistics (λα'·Σ|x/σ'|^α = λα/σ^α · 227²·mean|x|^α), so the priors weigh
+    against the normalised data term as at 227 × 227, and the per-pixel step
+    sizes stay the same; at 227 × 227 nothing changes.
     Without it a small image starts from noise far outside the pixel range
     and the default learning rate diverges.
 

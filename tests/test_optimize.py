@@ -193,9 +193,10 @@ def test_size_adjusted_is_identity_at_paper_size_and_per_pixel_invariant():
     assert sigma == pytest.approx(27100.0) and same["lambda_alpha"] == pytest.approx(2.16e8)
     sigma, small = size_adjusted(rep, (57, 113), s)
     assert sigma == pytest.approx(27100.0 * np.sqrt(57 * 113 / 227 ** 2))
-    # The α prior of a constant image weighs the same per pixel at both sizes.
-    big = 2.16e8 * float(alpha_norm(jnp.full((227, 227, 1), 50.0) / 27100.0, 6.0)) / 227 ** 2
+    # The α prior of a constant image has the same total at both sizes (so it
+    # is balanced against the normalised data term as at 227×227).
+    big = 2.16e8 * float(alpha_norm(jnp.full((227, 227, 1), 50.0) / 27100.0, 6.0))
     little = small["lambda_alpha"] * float(alpha_norm(jnp.full((57, 113, 1), 50.0) / sigma,
-                                                      6.0)) / (57 * 113)
+                                                      6.0))
     assert little == pytest.approx(big, rel=1e-4)
     assert small["lambda_tv"] == pytest.approx(5.0)  # β = 2: no change
