@@ -557,8 +557,7 @@ def from_spec(layer: str = "relu5", weights: str | None = None,
             variant = prefix[len("alexnet-"):]
     layer = layer or "relu5"
     # Fail on a bad layer name before loading 240 MB of weights.
-    canonical_layer(layer, _check_variant(variant or "caffe-ref")
-                    if variant != "torchvision" else "torchvision")
+    canonical_layer(layer, _check_variant(variant or "caffe-ref"))
     if weights is None:
         weights = os.environ.get(ENV_WEIGHTS) or None
     if weights is None:
