@@ -278,6 +278,7 @@ def test_balancing_reproduces_the_paper_and_bands():
     assert d["beta"] == 2 and d["alpha"] == 6 and 0.4 < d["lambda_tv"] < 0.6
     assert 1.5e8 < d["lambda_alpha"] < 3e8
     assert set(d) == {"lambda_tv", "beta", "lambda_alpha", "alpha", "learning_rate", "stages"}
+    assert E.layer_defaults("logits")["learning_rate"] < d["learning_rate"]
 
 
 # ----------------------------------------------------------------------------
