@@ -76,12 +76,11 @@ def window_means(bin_size: int, num_bins: int, window_size: float) -> np.ndarray
     return np.exp(-0.5 * z * z).mean(axis=1).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=64)
-def _bin_pooling(length: int, bin_size: int, num_bins: int, step: int) -> np.ndarray:
-    """``(frames·num_bins, length)``: pooling at every bin centre, frame-major."""
+def bin_centres(length: int, bin_size: int, num_bins: int, step: int) -> np.ndarray:
+    """``(frames·num_bins,)`` pixel coordinate of every spatial bin centre,
+    frame-major, along an axis of ``length`` pixels."""
     origins = frame_origins(length, bin_size, num_bins, step)
-    centres = (origins[:, None] + bin_size * np.arange(num_bins)[None, :]).ravel()
-    return gradients.triangle_matrix(length, centres, bin_size, border="replicate")
+    return (origins[:, None] + bin_size * np.arange(num_bins)[None, :]).ravel()
 
 
 def dsift_features(image: Array, bin_size: int = 5, step: int = 15,
@@ -105,8 +104,8 @@ def dsift_features(image: Array, bin_size: int = 5, step: int = 15,
     magnitude = gradients.safe_norm(gx, gy, floor=1e-8)
     binned = gradients.soft_orientation_bins(angle, magnitude, orientations)
     pooled = gradients.triangular_pool(
-        binned, _bin_pooling(height, bin_size, num_bins, step),
-        _bin_pooling(width, bin_size, num_bins, step))
+        binned, bin_centres(height, bin_size, num_bins, step),
+        bin_centres(width, bin_size, num_bins, step), bin_size, border="replicate")
     rows = pooled.shape[0] // num_bins
     cols = pooled.shape[1] // num_bins
     # (rows·by, cols·bx, t) -> (rows, cols, by, bx, t)

@@ -19,6 +19,7 @@ unbatched arrays; batch with ``jax.vmap``.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -126,6 +127,10 @@ def hard_orientation_bins(gx: Array, gy: Array, magnitude: Array,
     return magnitude[..., None] * onehot
 
 
+def _triangle_weights(offsets, size: float) -> np.ndarray:
+    return np.maximum(0.0, 1.0 - np.abs(np.asarray(offsets, np.float64)) / size)
+
+
 def triangle_matrix(length: int, centres, size: float, *, border: str = "zero") -> np.ndarray:
     """Weights of triangular pooling along one axis, as a matrix.
 
@@ -142,7 +147,7 @@ def triangle_matrix(length: int, centres, size: float, *, border: str = "zero") 
     out = np.zeros((len(centres), length), dtype=np.float64)
     for i, c in enumerate(centres):
         taps = np.arange(math.floor(c - span), math.ceil(c + span) + 1)
-        weights = np.maximum(0.0, 1.0 - np.abs(taps - c) / size)
+        weights = _triangle_weights(taps - c, size)
         if border == "replicate":
             np.add.at(out[i], np.clip(taps, 0, length - 1), weights)
         elif border == "zero":
@@ -153,15 +158,32 @@ def triangle_matrix(length: int, centres, size: float, *, border: str = "zero") 
     return out.astype(np.float32)
 
 
-def triangular_pool(maps: Array, rows: np.ndarray, cols: np.ndarray) -> Array:
-    """Separable triangular pooling: ``out[i, j, c] = Σ rows[i, y] cols[j, x] maps[y, x, c]``.
+@functools.lru_cache(maxsize=128)
+def _cached_matrix(length: int, centres: tuple, size: float, border: str) -> np.ndarray:
+    return triangle_matrix(length, centres, size, border=border)
+
+
+def triangular_pool(maps: Array, row_centres, col_centres, size: int, *,
+                    border: str = "zero") -> Array:
+    """Bilinear (triangular) spatial pooling, separable in y and x.
+
+    ``out[i, j, c] = Σ_y,x k(y − row_centres[i]) k(x − col_centres[j]) maps[y, x, c]``
+    with ``k(d) = max(0, 1 − |d| / size)``; taps outside the image are
+    dropped (``border="zero"``) or read from the edge pixel
+    (``"replicate"``, VLFeat's padding by continuity).
 
     Args:
       maps: ``(H, W, C)``.
-      rows: ``(h, H)`` and cols: ``(w, W)`` matrices from :func:`triangle_matrix`.
+      row_centres, col_centres: pixel coordinates of the output cells
+        (may be half-integers).
+      size: half-width of the triangle, in pixels.
 
     Returns:
-      ``(h, w, C)``.
+      ``(len(row_centres), len(col_centres), C)``.
     """
+    # A dense matrix product per axis: on XLA:CPU it beats a strided
+    # depthwise convolution (~15×) and a block reshape (~4×) at 227×227.
+    rows = _cached_matrix(maps.shape[0], tuple(np.asarray(row_centres, float)), size, border)
+    cols = _cached_matrix(maps.shape[1], tuple(np.asarray(col_centres, float)), size, border)
     pooled = jnp.einsum("iy,yxc->ixc", jnp.asarray(rows), maps)
     return jnp.einsum("jx,ixc->ijc", jnp.asarray(cols), pooled)

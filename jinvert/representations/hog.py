@@ -66,10 +66,9 @@ def cell_grid(length: int, cell_size: int) -> int:
     return (length + cell_size // 2) // cell_size
 
 
-@functools.lru_cache(maxsize=64)
-def _cell_pooling(length: int, cell_size: int) -> np.ndarray:
-    centres = (np.arange(cell_grid(length, cell_size)) + 0.5) * cell_size - 0.5
-    return gradients.triangle_matrix(length, centres, cell_size, border="zero")
+def cell_centres(length: int, cell_size: int) -> np.ndarray:
+    """Pixel coordinate of the centre of each cell along an axis."""
+    return (np.arange(cell_grid(length, cell_size)) + 0.5) * cell_size - 0.5
 
 
 def oriented_histograms(image: Array, cell_size: int = 8, orientations: int = 9,
@@ -96,8 +95,8 @@ def oriented_histograms(image: Array, cell_size: int = 8, orientations: int = 9,
     else:
         binned = gradients.hard_orientation_bins(gx, gy, magnitude, orientations)
     height, width = image.shape[:2]
-    return gradients.triangular_pool(binned, _cell_pooling(height, cell_size),
-                                     _cell_pooling(width, cell_size))
+    return gradients.triangular_pool(binned, cell_centres(height, cell_size),
+                                     cell_centres(width, cell_size), cell_size)
 
 
 def normalise_cells(hist: Array, orientations: int = 9, texture: bool = True) -> Array:
