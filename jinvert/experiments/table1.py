@@ -45,7 +45,8 @@ def run(args, log=print) -> list[str]:
         common.run_inversions(rep, photos, store, tag=name, settings=settings, key=key,
                               batch_size=args.batch_size, save_dir=save_dir, log=log)
         errors = common.normalised_errors(rep, photos, save_dir)
-        restarts = sum(store.records[f"{name}/{p.name}"].get("restarts", 0) for p in photos)
+        # Images whose first random start diverged and was restarted.
+        restarts = sum(1 for p in photos if store.records[f"{name}/{p.name}"].get("restarts", 0))
         paper = PAPER.get(name)
         rows.append((LABELS.get(name, name), errors, paper, restarts))
         tiles[name] = [im.load_image(os.path.join(save_dir, f"{p.name}.png"))
@@ -58,7 +59,7 @@ def run(args, log=print) -> list[str]:
                          weights="none (HOG, HOGb, DSIFT have no weights)",
                          command=command, settings=settings_text)
     text += ("| representation | ours: error % (mean ± std) | paper (ILSVRC-12 val 1–100) "
-             "| images | diverged starts restarted |\n|---|---|---|---|---|\n")
+             "| images | images restarted after divergence |\n|---|---|---|---|---|\n")
     for label, errors, paper, restarts in rows:
         ptxt = f"{paper[0]} ± {paper[1]}" if paper else "—"
         text += (f"| {label} | {common.mean_std(errors)} | {ptxt} | {len(errors)} "
