@@ -31,9 +31,9 @@ divided by 10 every 200 iterations, lambda_alpha = 2.16e8 with alpha = 6,
 lambda_V = 5 with beta = 2). HOG and DSIFT accept any image size; to keep the
 CPU time low the image is shrunk so that its longer side is at most
 --max-size pixels (default 256) unless --size is given. The paper's sigma
-and lambdas are for 227x227 images: for other sizes sigma is scaled by
-sqrt(HW/227^2) and the lambdas so that each pixel is weighted as at 227x227
-(jinvert.optimize.size_adjusted). CNNs take their own fixed size (the image is
+and lambdas are for 227x227x3 input values: for other sizes sigma is scaled
+by sqrt(HWC/(227*227*3)) and the lambdas so that each prior weighs as on a
+paper-size image (jinvert.optimize.size_adjusted). CNNs take their own fixed size (the image is
 scaled and centre-cropped to it).
 
 The output is one PNG: the original as the representation sees it, the HOG
@@ -181,7 +181,7 @@ def _run_invert(args) -> int:
 
     from jinvert import images as im
     from jinvert.metrics import relative_error
-    from jinvert.optimize import invert, rescale_stages, resolve_settings, size_adjusted
+    from jinvert.optimize import invert, rescale_stages, resolve_settings
 
     if args.weights is not None and not os.path.exists(args.weights):
         raise ValueError(f"weights file not found: {args.weights}")
@@ -200,9 +200,6 @@ def _run_invert(args) -> int:
     settings = resolve_settings(rep, lambda_tv=args.lambda_tv, beta=args.beta,
                                 lambda_alpha=args.lambda_alpha,
                                 learning_rate=args.learning_rate)
-    sigma = float(rep.sigma)
-    if rep.input_size is None:  # σ and λ are the paper's for 227×227 images
-        sigma, settings = size_adjusted(rep, x0.shape, settings)
     stages = settings["stages"]
     if args.iterations is not None:
         stages = rescale_stages(stages, args.iterations)
@@ -220,7 +217,7 @@ def _run_invert(args) -> int:
         result = invert(rep, code, shape=tuple(x0.shape), key=jax.random.PRNGKey(args.seed),
                         samples=args.samples, lambda_tv=settings["lambda_tv"],
                         beta=settings["beta"], lambda_alpha=settings["lambda_alpha"],
-                        learning_rate=settings["learning_rate"], stages=stages, sigma=sigma,
+                        learning_rate=settings["learning_rate"], stages=stages,
                         callback=progress, callback_every=max(1, total // 100))
     finally:
         if bar is not None:

@@ -217,31 +217,40 @@ def _runner(rep) -> Callable:
     return runner
 
 
-#: The image size the paper's σ and λ were set for (227 × 227 pixels).
-PAPER_SIZE = (227, 227)
+#: The number of input values the paper's σ and λ were set for: 227 × 227
+#: pixels × 3 colours (CNN-A's input; σ = 27 100 is the norm of such images).
+PAPER_VALUES = 227 * 227 * 3
 
 
 def size_adjusted(rep, shape, settings: Mapping[str, Any]) -> tuple[float, dict]:
-    """σ and λ for an image of ``shape`` other than the paper's 227 × 227.
+    """σ and λ for an image of ``shape`` = (H, W, C), from the paper's values.
 
-    The paper's σ is the norm of natural 227 × 227 images and its λ balance
-    sums over that many pixels. For ``n = H·W`` pixels, with r = n/227²,
-    σ' = σ·√r, λα' = λα·r^(α/2 − 1), λV' = λV·r^(β/2 − 1) keep the starting
-    noise per pixel and each prior's total for images of the same pixel
-    statistics (λα'·Σ|x/σ'|^α = λα/σ^α · 227²·mean|x|^α), so the priors weigh
-    against the normalised data term as at 227 × 227, and the per-pixel step
-    sizes stay the same; at 227 × 227 nothing changes.
-    Without it a small image starts from noise far outside the pixel range
-    and the default learning rate diverges.
+    The paper's σ is the average norm of natural images of 227 × 227 × 3
+    values (``PAPER_VALUES``) and its λ balance sums over that many values.
+    For ``n = H·W·C`` values, with r = n / PAPER_VALUES,
+    σ' = σ·√r, λα' = λα·r^(α/2 − 1), λV' = λV·r^(β/2 − 1), so that
+
+    * the starting noise has the same amplitude per value as in the paper
+      (σ'/√n = σ/√PAPER_VALUES, about 69 grey levels), and
+    * each prior has the same total weight as on a paper-size image with the
+      same pixel statistics (λ'·Σ|x/σ'|^p = λ/σ^p · PAPER_VALUES · mean|x|^p).
+
+    :func:`invert` applies it whenever ``sigma`` is not given; at the paper's
+    size (AlexNet, 227 × 227 × 3) nothing changes. Without it a 227 × 227
+    grey image (a third of the values) would start from noise of 119 grey
+    levels a pixel, whose tails pass ±530, where the α = 6 prior's step
+    becomes unstable at the paper's learning rate and the run diverges.
 
     Args:
-      rep: the representation (its ``sigma``); shape: ``(H, W[, C])``;
-      settings: with ``lambda_alpha``, ``alpha``, ``lambda_tv``, ``beta``.
+      rep: the representation (its ``sigma``); shape: ``(H, W[, C])`` (C
+        defaults to ``rep.channels``); settings: with ``lambda_alpha``,
+        ``alpha``, ``lambda_tv``, ``beta``.
 
     Returns:
       ``(sigma, settings)`` with the three values replaced.
     """
-    ratio = (int(shape[0]) * int(shape[1])) / (PAPER_SIZE[0] * PAPER_SIZE[1])
+    channels = int(shape[2]) if len(shape) > 2 else int(rep.channels)
+    ratio = int(shape[0]) * int(shape[1]) * channels / PAPER_VALUES
     out = dict(settings)
     out["lambda_alpha"] = float(settings["lambda_alpha"]) * ratio ** (float(settings["alpha"]) / 2 - 1)
     out["lambda_tv"] = float(settings["lambda_tv"]) * ratio ** (float(settings["beta"]) / 2 - 1)
@@ -290,7 +299,10 @@ def invert(rep, code, *, shape=None, key, samples: int = 1, mask=None,
       learning_rate: of the first stage; divided by 10 at each next stage.
       stages: iterations per stage, e.g. ``(200, 200, 200, 200)``.
       momentum: SGD momentum μ (0.9), reset to zero at each stage.
-      sigma: σ, overriding ``rep.sigma`` (see :func:`size_adjusted`).
+      sigma: σ. By default σ and the λ are the paper's (``rep.sigma``,
+        the values above) converted to the size of ``shape`` by
+        :func:`size_adjusted`; an explicit ``sigma`` turns that off and the
+        λ are used as given.
         Every setting left at None comes from ``rep.defaults``, then
         :data:`DEFAULTS` (the paper's shallow-representation settings).
       callback: ``callback(iteration, total, terms)`` called every
@@ -355,7 +367,9 @@ def invert(rep, code, *, shape=None, key, samples: int = 1, mask=None,
             raise ValueError("the code is all zeros (a blank image?); nothing to invert")
         raise ValueError("the code is all zeros where the mask selects it; nothing to invert")
 
-    sigma = float(rep.sigma) if sigma is None else float(sigma)
+    if sigma is None:
+        sigma, settings = size_adjusted(rep, shape, settings)
+    sigma = float(sigma)
     if not (np.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be a positive number, got {sigma!r}")
     runner = _runner(rep)

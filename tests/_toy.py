@@ -8,7 +8,14 @@ import numpy as np
 from jinvert.representation import Representation
 
 
-def toy_rep(channels: int = 1, features: int = 6, seed: int = 0, sigma: float = 1200.0,
+# invert() converts σ and λ from the paper's 227×227×3 values to the image
+# size; these paper-unit values give σ = 1200, λα = 2e3 at 16×16×1.
+_R16 = 16 * 16 / (227 * 227 * 3)
+PAPER_SIGMA_16 = 1200.0 / _R16 ** 0.5
+
+
+def toy_rep(channels: int = 1, features: int = 6, seed: int = 0,
+            sigma: float = PAPER_SIGMA_16,
             input_size=None, name: str = "toy") -> Representation:
     """Grey (or RGB) input space 255·g − 128; code (h, w, features)."""
     w = np.random.default_rng(seed).normal(size=(3, 3, channels, features)) / 3.0
@@ -35,8 +42,9 @@ def toy_rep(channels: int = 1, features: int = 6, seed: int = 0, sigma: float = 
     return Representation(name=name, description="toy conv+relu", apply=apply,
                           preprocess_fn=preprocess, deprocess_fn=deprocess,
                           channels=channels, input_size=input_size, sigma=sigma,
-                          # λ balanced for ~16×16 images with this σ (paper, Sect. 2).
-                          defaults=dict(lambda_alpha=2e3, lambda_tv=0.5))
+                          # λ balanced for ~16×16 images (paper, Sect. 2), in
+                          # paper units (see _R16).
+                          defaults=dict(lambda_alpha=2e3 / _R16 ** 2, lambda_tv=0.5))
 
 
 def toy_image(shape=(16, 16, 1), seed: int = 1) -> np.ndarray:

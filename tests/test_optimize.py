@@ -93,7 +93,7 @@ def test_momentum_reset_matches_reference_update():
     settings = dict(shape=(8, 8), learning_rate=0.02, stages=(6, 6, 6),
                     lambda_alpha=30.0, alpha=6.0, lambda_tv=0.05, beta=2.0)
     key = jax.random.PRNGKey(3)
-    ours = np.asarray(invert(rep, code, key=key, **settings).images[0])
+    ours = np.asarray(invert(rep, code, key=key, sigma=500.0, **settings).images[0])
     u0 = np.asarray(initial_noise(key, (1, 1, 8, 8, 1))[0, 0])
     assert np.linalg.norm(u0) == pytest.approx(1.0, rel=1e-5)
     args = (u0, code, 500.0, 0.02, (6, 6, 6), 30.0, 6.0, 0.05)
@@ -189,14 +189,32 @@ def test_size_adjusted_is_identity_at_paper_size_and_per_pixel_invariant():
 
     rep = toy_rep(sigma=27100.0)
     s = dict(lambda_alpha=2.16e8, alpha=6.0, lambda_tv=5.0, beta=2.0)
-    sigma, same = size_adjusted(rep, (227, 227), s)
+    sigma, same = size_adjusted(rep, (227, 227, 3), s)
     assert sigma == pytest.approx(27100.0) and same["lambda_alpha"] == pytest.approx(2.16e8)
-    sigma, small = size_adjusted(rep, (57, 113), s)
-    assert sigma == pytest.approx(27100.0 * np.sqrt(57 * 113 / 227 ** 2))
-    # The α prior of a constant image has the same total at both sizes (so it
-    # is balanced against the normalised data term as at 227×227).
-    big = 2.16e8 * float(alpha_norm(jnp.full((227, 227, 1), 50.0) / 27100.0, 6.0))
+    sigma, small = size_adjusted(rep, (57, 113, 1), s)
+    assert sigma == pytest.approx(27100.0 * np.sqrt(57 * 113 / (3 * 227 ** 2)))
+    # The α prior of a constant image has the same total as on a paper-size
+    # image (so it is balanced against the normalised data term as there).
+    big = 2.16e8 * float(alpha_norm(jnp.full((227, 227, 3), 50.0) / 27100.0, 6.0))
     little = small["lambda_alpha"] * float(alpha_norm(jnp.full((57, 113, 1), 50.0) / sigma,
                                                       6.0))
     assert little == pytest.approx(big, rel=1e-4)
     assert small["lambda_tv"] == pytest.approx(5.0)  # β = 2: no change
+
+
+def test_invert_applies_size_adjustment_unless_sigma_given():
+    from jinvert.optimize import size_adjusted, resolve_settings
+    shape = (24, 20, 1)
+    code = REP.apply(jnp.asarray(toy_image(shape, seed=3)))
+    auto = invert(REP, code, shape=shape, key=jax.random.PRNGKey(0), stages=(3,))
+    sigma, settings = size_adjusted(REP, shape, resolve_settings(REP))
+    assert auto.settings["sigma"] == pytest.approx(sigma)
+    assert auto.settings["lambda_alpha"] == pytest.approx(settings["lambda_alpha"])
+    # The starting noise has the paper's amplitude per value: σ/√(227·227·3).
+    start = invert(REP, code, shape=shape, key=jax.random.PRNGKey(0),
+                   stages=(1,), learning_rate=0.0)
+    rms = float(jnp.sqrt(jnp.mean(start.images ** 2)))
+    assert rms == pytest.approx(REP.sigma / np.sqrt(227 * 227 * 3), rel=1e-3)
+    manual = invert(REP, code, shape=shape, key=jax.random.PRNGKey(0), stages=(3,),
+                    sigma=REP.sigma)
+    assert manual.settings["sigma"] == pytest.approx(REP.sigma)
