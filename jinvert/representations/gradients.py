@@ -96,12 +96,12 @@ def soft_orientation_bins(angle: Array, magnitude: Array, num_bins: int) -> Arra
     frac = position - lower                      # the gradient flows through here
     first = jnp.mod(lower, num_bins).astype(jnp.int32)
     second = jnp.mod(first + 1, num_bins)
-    # Two compare-selects per bin: ~4× faster on XLA:CPU (with the backward
-    # pass) than the wrapped distance to every bin centre.
-    bins = jnp.arange(num_bins)
-    weights = (jnp.where(bins == first[..., None], (1.0 - frac)[..., None], 0.0)
-               + jnp.where(bins == second[..., None], frac[..., None], 0.0))
-    return magnitude[..., None] * weights
+    # Two compare-selects per bin on whole (…) arrays, stacked at the end:
+    # ~4× faster on XLA:CPU (with the backward pass) than the wrapped
+    # distance to every bin centre, and no short trailing axis under vmap.
+    low, high = magnitude * (1.0 - frac), magnitude * frac
+    return jnp.stack([jnp.where(first == k, low, 0.0) + jnp.where(second == k, high, 0.0)
+                      for k in range(num_bins)], axis=-1)
 
 
 def hard_orientation_bins(gx: Array, gy: Array, magnitude: Array,
@@ -121,16 +121,24 @@ def hard_orientation_bins(gx: Array, gy: Array, magnitude: Array,
       ``(..., 2·O)`` one-hot binned magnitudes (no gradient through the choice).
     """
     angles = np.pi * np.arange(num_orientations) / num_orientations
-    cos_table = jnp.asarray(np.cos(angles).astype(np.float32))
-    sin_table = jnp.asarray(np.sin(angles).astype(np.float32))
+    cos_table = np.cos(angles).astype(np.float32)
+    sin_table = np.sin(angles).astype(np.float32)
     norm = jnp.maximum(jax.lax.stop_gradient(magnitude), 1e-10)
     ux, uy = jax.lax.stop_gradient(gx) / norm, jax.lax.stop_gradient(gy) / norm
-    score = ux[..., None] * cos_table + uy[..., None] * sin_table
-    best = jnp.argmax(jnp.abs(score), axis=-1)
-    negative = jnp.take_along_axis(score, best[..., None], axis=-1)[..., 0] < 0
-    directed = best + num_orientations * negative.astype(best.dtype)
-    onehot = jax.nn.one_hot(directed, 2 * num_orientations, dtype=magnitude.dtype)
-    return magnitude[..., None] * onehot
+    # vl_hog's loop, one orientation at a time on whole (…) arrays: the
+    # first strictly larger |score| wins. Elementwise selects only — an
+    # argmax over a short trailing axis is ~3× slower under vmap on XLA:CPU.
+    best_score = ux * cos_table[0] + uy * sin_table[0]
+    best_abs, best = jnp.abs(best_score), jnp.zeros(ux.shape, jnp.int32)
+    for k in range(1, num_orientations):
+        score = ux * cos_table[k] + uy * sin_table[k]
+        better = jnp.abs(score) > best_abs
+        best_abs = jnp.where(better, jnp.abs(score), best_abs)
+        best_score = jnp.where(better, score, best_score)
+        best = jnp.where(better, k, best)
+    directed = best + num_orientations * (best_score < 0)
+    return jnp.stack([jnp.where(directed == k, magnitude, 0.0)
+                      for k in range(2 * num_orientations)], axis=-1)
 
 
 def _triangle_weights(offsets, size: float) -> np.ndarray:

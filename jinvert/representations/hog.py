@@ -84,10 +84,14 @@ def oriented_histograms(image: Array, cell_size: int = 8, orientations: int = 9,
     gx, gy = gradients.image_gradient(image, border="zero")
     # vl_hog uses undivided differences I(x+1) − I(x−1).
     gx, gy = 2.0 * gx, 2.0 * gy
-    # The channel with the strongest gradient (the first one on ties).
-    best = jnp.argmax(gx * gx + gy * gy, axis=-1)[..., None]
-    gx = jnp.take_along_axis(gx, best, axis=-1)[..., 0]
-    gy = jnp.take_along_axis(gy, best, axis=-1)[..., 0]
+    if image.shape[-1] == 1:
+        gx, gy = gx[..., 0], gy[..., 0]
+    else:
+        # The channel with the strongest gradient (the first one on ties),
+        # by a one-hot select: gathers are slow under vmap.
+        pick = jax.nn.one_hot(jnp.argmax(gx * gx + gy * gy, axis=-1), image.shape[-1],
+                              dtype=gx.dtype)
+        gx, gy = jnp.sum(pick * gx, axis=-1), jnp.sum(pick * gy, axis=-1)
     magnitude = gradients.safe_norm(gx, gy)
     if bilinear:
         angle = gradients.safe_atan2(gy, gx)
