@@ -2,6 +2,7 @@
 
     jinvert invert [IMAGE] --rep hog [--samples K] [--iterations N] [--out FILE]
     jinvert weights fetch NAME [--url URL]
+    jinvert reproduce NAME [--images DIR] [--limit N] [--iterations N] [--out DIR]
 
 Every error a user can cause (a missing image, an unknown representation, a
 blank image, a bad option) ends in one line ``jinvert: error: ...`` on
@@ -15,7 +16,7 @@ import os
 import sys
 import time
 
-from jinvert import registry
+from jinvert import registry, reproduce
 
 EPILOG_INVERT = """\
 representations:
@@ -77,7 +78,8 @@ def _non_negative_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``jinvert`` (subcommands ``invert``, ``weights``)."""
+    """The argparse parser of ``jinvert`` (subcommands ``invert``, ``weights``,
+    ``reproduce``)."""
     parser = _Parser(
         prog="jinvert",
         description="Invert image representations (HOG, dense SIFT, CNN layers) by "
@@ -126,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="shrink the image so that its longer side is at most N pixels "
                            "(HOG/DSIFT; default: 256, to keep CPU time low)")
     inv.add_argument("--weights", metavar="PATH",
-                     help="weight file for alexnet:LAYER (see 'jinvert weights fetch')")
+                     help="weight file for alexnet:LAYER (see 'jinvert weights fetch'), or "
+                          "'random' for random parameters of the real shapes; default: "
+                          "$JINVERT_ALEXNET_WEIGHTS")
     inv.add_argument("--out", metavar="FILE",
                      help="output PNG (default: IMAGESTEM-REP.png in the current folder)")
 
@@ -139,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("name", metavar="NAME", help="weights name, e.g. caffenet")
     fetch.add_argument("--url", help="download from this URL instead of the known one")
     fetch.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: the library's)")
+    reproduce.add_subparser(sub)
     return parser
 
 
@@ -183,7 +188,7 @@ def _run_invert(args) -> int:
     from jinvert.metrics import relative_error
     from jinvert.optimize import invert, rescale_stages, resolve_settings
 
-    if args.weights is not None and not os.path.exists(args.weights):
+    if args.weights not in (None, "random") and not os.path.exists(args.weights):
         raise ValueError(f"weights file not found: {args.weights}")
     out = args.out or _default_out(args)
     out_dir = os.path.dirname(os.path.abspath(out))
@@ -271,6 +276,8 @@ def main(argv=None) -> int:
             return 2
         if args.command == "invert":
             return _run_invert(args)
+        if args.command == "reproduce":
+            return reproduce.run(args)
         return _run_weights(args)
     except KeyboardInterrupt:
         print("jinvert: interrupted; no output written", file=sys.stderr)

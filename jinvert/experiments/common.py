@@ -176,7 +176,8 @@ def invert_batch(rep, codes: np.ndarray, keys, *, settings: dict, samples: int =
       masks: optional ``(B, *code_shape)`` (or one code's shape) 0/1 masks.
       shape: ``(H, W, C)`` of the reconstructions (default rep's input size
         with its channels, or 227 × 227).
-      sigma: σ (default ``rep.sigma``).
+      sigma: σ (default: ``rep.sigma`` and the λ converted to ``shape`` by
+        :func:`jinvert.optimize.size_adjusted`, as :func:`jinvert.invert`).
 
     Returns:
       ``(images, codes, final_energy)``: float32 ``(B, samples, H, W, C)``
@@ -190,7 +191,9 @@ def invert_batch(rep, codes: np.ndarray, keys, *, settings: dict, samples: int =
     masks = np.broadcast_to(np.asarray(masks, np.float32), codes.shape)
     if shape is None:
         shape = tuple(input_shape(rep)) + (int(rep.channels),)
-    sigma = float(rep.sigma if sigma is None else sigma)
+    if sigma is None:  # the paper's σ and λ converted to this size, as invert() does
+        sigma, settings = optimize.size_adjusted(rep, shape, settings)
+    sigma = float(sigma)
     keys = jnp.asarray(keys)
 
     mesh = device_mesh()
