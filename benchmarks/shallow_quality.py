@@ -66,8 +66,7 @@ def main(argv=None):
     parser.add_argument("--reps", default="hog,hogb,dsift")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learning-rate", type=float,
-                        help="override the paper's 0.004 (see the report: it diverges "
-                             "from some random starts with our σ)")
+                        help="override the paper's 0.004")
     parser.add_argument("--out", metavar="DIR", help="save each reconstruction here")
     args = parser.parse_args(argv)
 

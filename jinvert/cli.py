@@ -17,6 +17,7 @@ import sys
 import time
 
 from jinvert import registry, reproduce
+from jinvert.reproduce import positive_int
 
 EPILOG_INVERT = """\
 representations:
@@ -57,16 +58,6 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -101,10 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--rep", default="hog", metavar="NAME",
                      help="representation: hog, hogb, dsift, alexnet:LAYER, "
                           "efficientnet:LAYER (default: hog)")
-    inv.add_argument("--samples", type=_positive_int, default=1, metavar="K",
+    inv.add_argument("--samples", type=positive_int, default=1, metavar="K",
                      help="number of reconstructions from independent random starts, "
                           "computed together (default: 1)")
-    inv.add_argument("--iterations", type=_positive_int, metavar="N",
+    inv.add_argument("--iterations", type=positive_int, metavar="N",
                      help="total iterations; the representation's schedule is rescaled "
                           "to N keeping its proportions (default: the paper's, 800 for "
                           "HOG/DSIFT)")
@@ -121,10 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--seed", type=int, default=0, metavar="S",
                      help="random seed of the starting noise (default: 0)")
     size = inv.add_mutually_exclusive_group()
-    size.add_argument("--size", type=_positive_int, nargs=2, metavar=("H", "W"),
+    size.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"),
                       help="scale and centre-crop the image to H x W pixels first "
                            "(HOG/DSIFT only; CNNs use their own size)")
-    size.add_argument("--max-size", type=_positive_int, default=256, metavar="N",
+    size.add_argument("--max-size", type=positive_int, default=256, metavar="N",
                       help="shrink the image so that its longer side is at most N pixels "
                            "(HOG/DSIFT; default: 256, to keep CPU time low)")
     inv.add_argument("--weights", metavar="PATH",

@@ -49,7 +49,8 @@ Examples:
 """
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a positive integer (also used by :mod:`jinvert.cli`)."""
     try:
         value = int(text)
     except ValueError:
@@ -70,8 +71,8 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("name", choices=NAMES, metavar="NAME", help="one of: " + ", ".join(NAMES))
     p.add_argument("--images", metavar="DIR",
                    help="folder of test images (default: scikit-image's photos)")
-    p.add_argument("--limit", type=_positive_int, metavar="N", help="use the first N images")
-    p.add_argument("--iterations", type=_positive_int, metavar="N",
+    p.add_argument("--limit", type=positive_int, metavar="N", help="use the first N images")
+    p.add_argument("--iterations", type=positive_int, metavar="N",
                    help="total iterations, the schedule rescaled (default: the paper's)")
     p.add_argument("--out", default="reproduce-out", metavar="DIR",
                    help="output folder (default: reproduce-out)")
@@ -79,9 +80,9 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
                    help="representation(s): table1 hog|hogb|dsift (repeatable); deep "
                         "experiments efficientnet|alexnet (default efficientnet)")
     p.add_argument("--weights", metavar="FILE", help="AlexNet weight file")
-    p.add_argument("--samples", type=_positive_int, default=None, metavar="K",
+    p.add_argument("--samples", type=positive_int, default=None, metavar="K",
                    help="reconstructions per image (fig7; default 4)")
-    p.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="B",
                    help="images per batch (default 4 per device)")
     p.add_argument("--layers", metavar="L1,L2", help="comma-separated layers (deep experiments)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
