@@ -93,3 +93,67 @@ def relative_error(code, reference) -> float:
     if norm2 == 0:
         raise ValueError("the reference code is all zeros; the relative error is undefined")
     return float(np.sum((code - reference) ** 2) / norm2)
+
+
+def _gaussian_taps(sigma: float, truncate: float = 3.5):
+    """1-D Gaussian window normalised to sum 1, radius int(truncate·σ + 0.5)
+    (scikit-image's ``gaussian_weights=True`` window: 11 taps at σ = 1.5)."""
+    radius = int(truncate * sigma + 0.5)
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    w = np.exp(-0.5 * (t / sigma) ** 2)
+    return (w / w.sum()).astype(np.float32)
+
+
+def ssim(a, b, *, data_range: float = 1.0, sigma: float = 1.5,
+         k1: float = 0.01, k2: float = 0.03):
+    """Structural similarity (Wang et al., 2004) of two images, in JAX.
+
+    The mean over the valid interior of the per-pixel SSIM map computed with
+    a Gaussian window (σ = 1.5, 11 taps) and population (co)variances, per
+    channel, then averaged over channels: scikit-image's
+    ``structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=data_range, channel_axis=-1)``
+    (which crops the same border after filtering).
+
+    Args:
+      a, b: images ``(H, W)`` or ``(H, W, C)`` (same shape, H and W at least
+        the window size), in units where ``data_range`` is the value range
+        (1 for images in [0, 1]).
+      data_range: the dynamic range L; the constants are (k1·L)², (k2·L)².
+
+    Returns:
+      a float32 scalar (jax array) in [−1, 1], 1 when ``a == b``;
+      differentiable in both images.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.asarray(a, jnp.float32)
+    b = jnp.asarray(b, jnp.float32)
+    if a.shape != b.shape:
+        raise ValueError(f"ssim: shapes differ, {a.shape} and {b.shape}")
+    if a.ndim == 2:
+        a, b = a[..., None], b[..., None]
+    taps = jnp.asarray(_gaussian_taps(sigma))
+    if min(a.shape[:2]) < taps.size:
+        raise ValueError(f"ssim: images must be at least {taps.size}×{taps.size}, got {a.shape}")
+
+    def blur(x):
+        # Separable valid filtering of every channel: (H, W, C) → (H−2r, W−2r, C).
+        x = jnp.moveaxis(x, -1, 0)[:, None]                       # (C, 1, H, W)
+        x = jax.lax.conv(x, taps[None, None, :, None], (1, 1), "VALID")
+        x = jax.lax.conv(x, taps[None, None, None, :], (1, 1), "VALID")
+        return jnp.moveaxis(x[:, 0], 0, -1)
+
+    mu_a, mu_b = blur(a), blur(b)
+    # (Co)variances from images centred on their global means: they do not
+    # change, and E[x²] − E[x]² cancels far less in float32.
+    ca, cb = a - jnp.mean(a), b - jnp.mean(b)
+    mu_ca, mu_cb = blur(ca), blur(cb)
+    var_a = blur(ca * ca) - mu_ca ** 2
+    var_b = blur(cb * cb) - mu_cb ** 2
+    cov = blur(ca * cb) - mu_ca * mu_cb
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)
+                / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)))
+    return jnp.mean(ssim_map)

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jinvert.objective import TERMS, energy_terms
+from jinvert.objective import TERMS, alpha_norm, data_term, energy_terms, total_variation
 
 Array = jax.Array
 
@@ -145,6 +145,30 @@ def _dispatch(iteration, total, terms):
                  {k: float(v) for k, v in terms.items()})
 
 
+#: ``fold_in`` constant that separates the keys of the random transforms
+#: from the initialisation's (which uses the call's key itself).
+_TRANSFORM_STREAM = 0x6A177E4
+
+
+def _segments(optimizer, stages, learning_rate, momentum):
+    """[(optax transformation, iterations)], run one after another, each with
+    a fresh state.
+
+    * ``None``: the paper's SGD with momentum, learning rate divided by 10
+      at each stage (k counts empty stages too, as before).
+    * ``"adam"``: ``optax.adam`` with the same per-stage learning rates.
+    * an ``optax.GradientTransformation``: itself, for all iterations in one
+      segment (one state; the stages only set the total).
+    """
+    if optimizer is None or optimizer == "adam":
+        make = ((lambda lr: optax.sgd(lr, momentum=momentum)) if optimizer is None
+                else optax.adam)
+        # A fresh optimiser per stage: the momentum restarts at zero when
+        # the learning rate drops, as in the reference code.
+        return [(make(learning_rate * (0.1 ** k)), n) for k, n in enumerate(stages) if n]
+    return [(optimizer, sum(stages))]
+
+
 # One jitted runner per representation (weakly keyed, so dropping the rep
 # frees its programs); jax.jit then caches per static settings and shapes.
 _RUNNERS: "weakref.WeakKeyDictionary[Any, Callable]" = weakref.WeakKeyDictionary()
@@ -158,38 +182,54 @@ def _runner(rep) -> Callable:
     apply = rep.apply
 
     def run(key, reference, mask, sigma, lambda_alpha, lambda_tv, learning_rate, momentum,
-            *, shape, samples, stages, alpha, beta, callback_every):
+            *, shape, samples, stages, alpha, beta, callback_every,
+            parameterization=None, transform=None, optimizer=None):
         # reference: (B, *code_shape); mask: same shape, float 0/1.
+        from jinvert.parameterizations import init_batch, pixels
+
         batch = reference.shape[0]
         norm2 = jnp.sum((mask * reference) ** 2, axis=tuple(range(1, reference.ndim)))
+        param = pixels() if parameterization is None else parameterization
 
-        def loss(u, ref, m, n2):
-            terms = energy_terms(apply, u, ref, m, sigma=sigma, lambda_alpha=lambda_alpha,
-                                 alpha=alpha, lambda_tv=lambda_tv, beta=beta,
-                                 reference_norm2=n2)
+        def loss(p, tkey, ref, m, n2):
+            u = param.render(p, shape)
+            if transform is None:
+                terms = energy_terms(apply, u, ref, m, sigma=sigma, lambda_alpha=lambda_alpha,
+                                     alpha=alpha, lambda_tv=lambda_tv, beta=beta,
+                                     reference_norm2=n2)
+            else:
+                # The data term sees the transformed image, the priors the
+                # image itself (they are translation-invariant anyway, up
+                # to the border, and should judge what is returned).
+                data = data_term(apply(sigma * transform(tkey, u)), ref, m, n2)
+                a = lambda_alpha * alpha_norm(u, alpha)
+                v = lambda_tv * total_variation(u, beta)
+                terms = {"data": data, "alpha": a, "tv": v, "total": data + a + v}
             return terms["total"], terms
 
         grad_one = jax.value_and_grad(loss, has_aux=True)
         # Inner vmap over samples (one code), outer vmap over codes.
-        grad_all = jax.vmap(jax.vmap(grad_one, in_axes=(0, None, None, None)),
-                            in_axes=(0, 0, 0, 0))
+        grad_all = jax.vmap(jax.vmap(grad_one, in_axes=(0, 0, None, None, None)),
+                            in_axes=(0, 0, 0, 0, 0))
 
-        u = initial_noise(key, (batch, samples) + tuple(shape))
+        params = init_batch(param, key, (batch, samples), tuple(shape))
+        # One key per reconstruction for the transforms, from a stream of the
+        # call's key that the initialisation does not use; folded with the
+        # iteration number at each step. Unused (and compiled away) without
+        # transforms.
+        tkeys = jax.random.split(jax.random.fold_in(key, _TRANSFORM_STREAM), batch * samples)
+        tkeys = tkeys.reshape((batch, samples) + tkeys.shape[1:])
+        fold = jax.vmap(jax.vmap(jax.random.fold_in, in_axes=(0, None)), in_axes=(0, None))
 
         total = sum(stages)
         histories = []
         start = 0
-        for k, n in enumerate(stages):
-            if n == 0:
-                continue
-            # A fresh optimiser per stage: the momentum restarts at zero when
-            # the learning rate drops, as in the reference code.
-            opt = optax.sgd(learning_rate * (0.1 ** k), momentum=momentum)
-            state = opt.init(u)
+        for opt, n in _segments(optimizer, stages, learning_rate, momentum):
+            state = opt.init(params)
 
             def body(carry, it, opt=opt):
-                u, state = carry
-                (_, terms), g = grad_all(u, reference, mask, norm2)
+                p, state = carry
+                (_, terms), g = grad_all(p, fold(tkeys, it), reference, mask, norm2)
                 if callback_every:
                     done = it + 1
                     report = (done % callback_every == 0) | (done == total)
@@ -198,21 +238,23 @@ def _runner(rep) -> Callable:
                                  lambda: jax.debug.callback(_dispatch, done, total, means,
                                                             ordered=True),
                                  lambda: None)
-                updates, state = opt.update(g, state, u)
-                return (optax.apply_updates(u, updates), state), terms
+                updates, state = opt.update(g, state, p)
+                return (optax.apply_updates(p, updates), state), terms
 
-            (u, _), hist = jax.lax.scan(body, (u, state), jnp.arange(start, start + n))
+            (params, _), hist = jax.lax.scan(body, (params, state), jnp.arange(start, start + n))
             histories.append(hist)
             start += n
 
         history = {name: jnp.moveaxis(jnp.concatenate([h[name] for h in histories]), 0, -1)
                    for name in TERMS}
+        u = jax.vmap(jax.vmap(lambda p: param.render(p, shape)))(params)
         images = sigma * u
         codes = jax.vmap(jax.vmap(apply))(images)
         return images, codes, history
 
     runner = jax.jit(run, static_argnames=("shape", "samples", "stages", "alpha",
-                                           "beta", "callback_every"))
+                                           "beta", "callback_every", "parameterization",
+                                           "transform", "optimizer"))
     _RUNNERS[rep] = runner
     return runner
 
@@ -280,7 +322,8 @@ def invert(rep, code, *, shape=None, key, samples: int = 1, mask=None,
            lambda_tv=None, beta=None, lambda_alpha=None, alpha=None,
            learning_rate=None, stages=None, momentum=None, sigma=None,
            callback: Callable[[int, int, dict], None] | None = None,
-           callback_every: int = 50) -> InversionResult:
+           callback_every: int = 50, parameterization=None, transforms=None,
+           optimizer=None) -> InversionResult:
     """Find images whose code under ``rep`` is ``code`` (paper eq. 3).
 
     Args:
@@ -310,6 +353,26 @@ def invert(rep, code, *, shape=None, key, samples: int = 1, mask=None,
         compiled loop, with ``terms`` the mean of each term over all
         reconstructions (Python floats).
       callback_every: iterations between callbacks.
+      parameterization: what the optimiser moves (beyond the paper;
+        :mod:`jinvert.parameterizations`): ``None`` or ``pixels()`` is the
+        paper's (u itself), ``fourier()`` a frequency-scaled Fourier basis,
+        ``deep_image_prior()`` the weights of a small conv generator. The
+        objective is evaluated on the rendered image.
+      transforms: ``None`` (the paper) or a random transform ``(key, u) ->
+        u`` (:mod:`jinvert.transforms`, e.g. ``jitter(2)``) applied to the
+        image seen by the data term at every iteration, with a key folded
+        from ``key``, the iteration and the reconstruction; the priors see
+        the untransformed image.
+      optimizer: ``None``: the paper's SGD with momentum and tenfold
+        learning-rate drops, fresh state per stage. ``"adam"``: optax.adam
+        with the same per-stage learning rates (``learning_rate``, /10 per
+        stage) and a fresh state per stage; ``learning_rate`` is then
+        Adam's step in parameter units (for pixels, u = x/σ). An
+        ``optax.GradientTransformation``: used as is, one state for all
+        ``sum(stages)`` iterations (``learning_rate`` and ``momentum`` are
+        then ignored; the stages only set the total). Options must be
+        hashable (they key the compiled program); optax transformations are
+        hashed by identity, so reuse one object to reuse the compilation.
 
     Returns:
       :class:`InversionResult` with images in the input space (x = σu),
@@ -326,6 +389,10 @@ def invert(rep, code, *, shape=None, key, samples: int = 1, mask=None,
     if isinstance(samples, bool) or int(samples) != samples or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
     samples = int(samples)
+    if not (optimizer is None or optimizer == "adam"
+            or isinstance(optimizer, optax.GradientTransformation)):
+        raise ValueError(f"optimizer must be None, 'adam' or an optax.GradientTransformation, "
+                         f"got {optimizer!r}")
     if int(callback_every) != callback_every or callback_every < 1:
         raise ValueError(f"callback_every must be a positive integer, got {callback_every!r}")
     shape = _resolve_shape(rep, shape)
@@ -378,7 +445,8 @@ def invert(rep, code, *, shape=None, key, samples: int = 1, mask=None,
         settings["lambda_alpha"], settings["lambda_tv"], settings["learning_rate"],
         settings["momentum"], shape=shape, samples=samples, stages=settings["stages"],
         alpha=settings["alpha"], beta=settings["beta"],
-        callback_every=int(callback_every) if callback is not None else 0)
+        callback_every=int(callback_every) if callback is not None else 0,
+        parameterization=parameterization, transform=transforms, optimizer=optimizer)
     if callback is None:
         images, out_codes, history = call()
     else:

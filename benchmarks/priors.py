@@ -1,0 +1,147 @@
+"""Beyond the paper: priors, parameterisations and optimisers on Table 1.
+
+    python benchmarks/priors.py [--limit 6] [--iterations 400] [--reps hog,hogb,dsift]
+                                [--options paper,jitter,fourier,adam,dip,best] [--seed 0]
+
+For each representation and each option, every photo (scikit-image's bundled
+data, 227×227 grey, as ``benchmarks/shallow_quality.py``) is encoded and
+inverted once from random noise; the photos and keys are the same for every
+option. Printed as a Markdown table:
+
+* error: the paper's normalised error (:func:`jinvert.reconstruction_error`,
+  Table 1's metric), mean ± std over the photos, percent;
+* SSIM: structural similarity of the reconstruction to the original photo
+  (:func:`jinvert.metrics.ssim`, grey levels in [0, 1]), mean ± std;
+* diverged: reconstructions with NaN pixels (counted with a zero code and a
+  mid-grey image).
+
+The options (all other settings are the paper's: λα = 2.16e8, α = 6, λV = 5,
+β = 2, stages 4 × iterations/4 with tenfold learning-rate drops, each stage
+a fresh optimiser state):
+
+* ``paper``: pixels, SGD with momentum 0.9 from lr 0.004;
+* ``jitter``: + a random cyclic shift of up to ``--jitter`` pixels of the
+  image the data term sees, every iteration;
+* ``fourier``: the 1/f-scaled Fourier basis, same SGD from ``--fourier-lr``
+  (the paper's 0.004 diverges on every photo in this basis);
+* ``adam``: pixels, Adam from ``--adam-lr`` (in u = x/σ units), same stages;
+* ``dip``: the deep-image-prior generator (8 channels, 3 upsamplings, to
+  keep the CPU time in bounds), optimised by a user-supplied
+  ``optax.adam(--dip-lr)`` at a constant rate for all iterations (a step
+  decay starves it: its weights need many steps);
+* ``best``: Fourier basis + Adam from ``--best-lr`` (see ``docs/priors.md``).
+
+The learning rates were picked on HOG, 3 photos, 200 iterations (see
+``docs/priors.md``), i.e. on part of the test set: a mild advantage for the
+non-paper options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from jinvert.metrics import reconstruction_error, ssim  # noqa: E402
+from jinvert.optimize import invert, rescale_stages, resolve_settings  # noqa: E402
+from jinvert.parameterizations import deep_image_prior, fourier  # noqa: E402
+from jinvert.registry import resolve_representation  # noqa: E402
+from jinvert.transforms import jitter  # noqa: E402
+from shallow_quality import load_photos  # noqa: E402
+
+OPTION_NAMES = ("paper", "jitter", "fourier", "adam", "dip", "best")
+
+
+def options(args) -> dict:
+    """name → keyword arguments of :func:`jinvert.invert` (beyond the paper's)."""
+    return {
+        "paper": {},
+        "jitter": dict(transforms=jitter(args.jitter)),
+        "fourier": dict(parameterization=fourier(), learning_rate=args.fourier_lr),
+        "adam": dict(optimizer="adam", learning_rate=args.adam_lr),
+        "dip": dict(parameterization=deep_image_prior(channels=8, depth=3),
+                    optimizer=optax.adam(args.dip_lr)),
+        "best": dict(parameterization=fourier(), optimizer="adam",
+                     learning_rate=args.best_lr),
+    }
+
+
+def run_option(rep, photos, stages, kwargs, seed):
+    """Invert every photo with ``kwargs``; returns (errors %, ssims, diverged,
+    seconds per photo excluding the first call's compilation)."""
+    x0s = [rep.preprocess(im) for _, im in photos]
+    codes0 = [np.asarray(rep(x)) for x in x0s]
+    codes, sims, diverged, times = [], [], 0, []
+    for i, (x0, c0) in enumerate(zip(x0s, codes0)):
+        start = time.perf_counter()
+        r = invert(rep, c0, shape=x0.shape, key=jax.random.PRNGKey(seed + i),
+                   stages=stages, **kwargs)
+        image = np.asarray(r.images[0])
+        times.append(time.perf_counter() - start)
+        if not np.all(np.isfinite(image)):
+            diverged += 1
+            image = np.zeros_like(image)
+        codes.append(np.nan_to_num(np.asarray(r.codes[0])))
+        grey = lambda x: np.asarray(rep.deprocess(x)).mean(axis=-1)  # noqa: E731
+        sims.append(float(ssim(grey(image), grey(np.asarray(x0)))))
+    err = 100 * reconstruction_error(codes, codes0)
+    seconds = np.mean(times[1:]) if len(times) > 1 else times[0]
+    return err, np.array(sims), diverged, seconds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=6, help="use the first N photos (6)")
+    parser.add_argument("--iterations", type=int, default=400,
+                        help="total iterations (400; the paper's schedule is 800)")
+    parser.add_argument("--reps", default="hog,hogb,dsift")
+    parser.add_argument("--options", default=",".join(OPTION_NAMES))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jitter", type=int, default=1, help="max shift, pixels (1)")
+    parser.add_argument("--fourier-lr", type=float, default=0.0004)
+    parser.add_argument("--adam-lr", type=float, default=0.003)
+    parser.add_argument("--dip-lr", type=float, default=0.002)
+    parser.add_argument("--best-lr", type=float, default=0.001)
+    args = parser.parse_args(argv)
+
+    photos = load_photos(None, args.limit)
+    table = options(args)
+    chosen = args.options.split(",")
+    unknown = [o for o in chosen if o not in table]
+    if unknown:
+        raise SystemExit(f"unknown options {unknown}; choose from {list(table)}")
+    print("command: python benchmarks/priors.py " + " ".join(sys.argv[1:] if argv is None
+                                                              else argv))
+    print(f"{len(photos)} photos at 227x227 grey: {', '.join(n for n, _ in photos)}; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"jax {jax.__version__} on {jax.default_backend()}")
+    rows = []
+    for name in args.reps.split(","):
+        rep = resolve_representation(name)
+        stages = rescale_stages(resolve_settings(rep)["stages"], args.iterations)
+        for option in chosen:
+            err, sims, diverged, seconds = run_option(rep, photos, stages, table[option],
+                                                      args.seed)
+            rows.append((name, option, err, sims, diverged, seconds))
+            print(f"  {name} {option}: error " + " ".join(f"{e:.1f}" for e in err)
+                  + "  ssim " + " ".join(f"{s:.3f}" for s in sims), flush=True)
+
+    print(f"\n| rep | option | error % (mean ± std) | SSIM (mean ± std) | diverged "
+          f"| s / image |")
+    print("|---|---|---|---|---|---|")
+    for name, option, err, sims, diverged, seconds in rows:
+        print(f"| {name} | {option} | {err.mean():.2f} ± {err.std(ddof=1):.2f} "
+              f"| {sims.mean():.3f} ± {sims.std(ddof=1):.3f} | {diverged} | {seconds:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
