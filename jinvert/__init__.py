@@ -2,6 +2,9 @@
 
 Representations (each a :class:`Representation`): :func:`hog`, :func:`dsift`,
 :func:`alexnet`, :func:`efficientnet_lite0`. Inversion: :func:`invert`.
+Beyond the paper: image parameterisations (:func:`pixels`, :func:`fourier`,
+:func:`deep_image_prior`), transforms (:func:`jitter`, :func:`compose`), any
+optax optimiser (``invert(..., optimizer=...)``) and :func:`ssim`.
 Error metric of the paper: :func:`reconstruction_error`. Pictures:
 :func:`render_hog`. Masks over codes: :func:`central_mask`,
 :func:`group_mask`.
@@ -10,19 +13,22 @@ Error metric of the paper: :func:`reconstruction_error`. Pictures:
 from jinvert import images, masks, metrics, objective, weights
 from jinvert.hog_render import render_hog
 from jinvert.masks import central_mask, group_mask
-from jinvert.metrics import reconstruction_error, relative_error
+from jinvert.metrics import reconstruction_error, relative_error, ssim
 from jinvert.optimize import InversionResult, invert
+from jinvert.parameterizations import deep_image_prior, fourier, pixels
 from jinvert.representation import Representation
 from jinvert.representations.alexnet import alexnet
 from jinvert.representations.dsift import dsift
 from jinvert.representations.efficientnet import efficientnet_lite0
 from jinvert.representations.hog import hog
+from jinvert.transforms import compose, jitter
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Representation", "hog", "dsift", "alexnet", "efficientnet_lite0",
     "invert", "InversionResult", "reconstruction_error", "relative_error",
-    "render_hog", "central_mask", "group_mask",
+    "render_hog", "central_mask", "group_mask", "ssim",
+    "pixels", "fourier", "deep_image_prior", "jitter", "compose",
     "images", "masks", "metrics", "objective", "weights",
 ]

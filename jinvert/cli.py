@@ -109,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="weight lambda_alpha of the alpha-norm prior (paper: 2.16e8)")
     inv.add_argument("--learning-rate", type=_non_negative_float, metavar="LR",
                      help="learning rate of the first stage (paper: 0.004 for HOG/DSIFT)")
+    inv.add_argument("--parameterization", choices=("pixels", "fourier"), default="pixels",
+                     help="what is optimised: the pixels (the paper) or a decorrelated "
+                          "Fourier basis (beyond the paper; see docs/priors.md)")
+    inv.add_argument("--jitter", type=int, default=0, metavar="PIXELS",
+                     help="shift the image randomly by up to PIXELS at each step "
+                          "(beyond the paper; default 0)")
+    inv.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                     help="SGD with momentum and step decay (the paper) or Adam with the "
+                          "same schedule (give it a smaller --learning-rate, e.g. 0.001)")
     inv.add_argument("--seed", type=int, default=0, metavar="S",
                      help="random seed of the starting noise (default: 0)")
     size = inv.add_mutually_exclusive_group()
@@ -214,7 +223,8 @@ def _run_invert(args) -> int:
                         samples=args.samples, lambda_tv=settings["lambda_tv"],
                         beta=settings["beta"], lambda_alpha=settings["lambda_alpha"],
                         learning_rate=settings["learning_rate"], stages=stages,
-                        callback=progress, callback_every=max(1, total // 100))
+                        callback=progress, callback_every=max(1, total // 100),
+                        **_beyond_the_paper(args))
     finally:
         if bar is not None:
             bar.close()
@@ -254,6 +264,17 @@ def _run_weights(args) -> int:
     path = weights.fetch(args.name, url=args.url, cache_dir=args.cache_dir)
     print(path)
     return 0
+
+
+def _beyond_the_paper(args) -> dict:
+    """invert()'s optional parameterisation, transforms and optimiser."""
+    from jinvert.parameterizations import fourier
+    from jinvert.transforms import jitter
+    if args.jitter < 0:
+        raise ValueError(f"--jitter must be 0 or more pixels, got {args.jitter}")
+    return dict(parameterization=fourier() if args.parameterization == "fourier" else None,
+                transforms=jitter(args.jitter) if args.jitter else None,
+                optimizer="adam" if args.optimizer == "adam" else None)
 
 
 def main(argv=None) -> int:

@@ -165,3 +165,22 @@ def test_real_hog_end_to_end(photo, tmp_path, capsys):
     with Image.open(out) as im:
         assert im.size[1] == 24 + 8  # 30×40 shrunk to 24×32, plus padding
     assert "relative error" in capsys.readouterr().out
+
+
+def test_beyond_the_paper_options_change_the_reconstruction(toy, photo, tmp_path):
+    """--parameterization fourier / --jitter / --optimizer adam reach invert():
+    the same seed gives another picture than the paper's setting."""
+    paths = {}
+    for name, extra in [("paper", []),
+                        ("fourier", ["--parameterization", "fourier", "--jitter", "1",
+                                     "--optimizer", "adam", "--learning-rate", "0.001"])]:
+        paths[name] = tmp_path / f"{name}.png"
+        assert cli.main(["invert", str(photo), "--rep", "dsift", "--out", str(paths[name]),
+                         *FAST, *extra]) == 0
+    a, b = (np.asarray(Image.open(p), np.float32) for p in paths.values())
+    assert a.shape == b.shape and np.abs(a - b).max() > 10
+
+
+def test_negative_jitter_is_one_line_error(toy, photo, capsys):
+    assert cli.main(["invert", str(photo), "--rep", "dsift", "--jitter", "-2", *FAST]) == 2
+    assert "--jitter" in _one_error_line(capsys)
