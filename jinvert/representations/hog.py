@@ -126,13 +126,16 @@ def normalise_cells(hist: Array, orientations: int = 9, texture: bool = True) ->
         shifted(0, -1) + centre + shifted(1, -1) + shifted(1, 0),
         centre + shifted(0, 1) + shifted(1, 0) + shifted(1, 1),
     ]
-    factors = jnp.stack([jax.lax.rsqrt(b + EPSILON) for b in blocks], axis=-1)  # (h, w, 4)
     # vl_hog forms the undirected histogram from the unclamped directed ones.
     both = jnp.concatenate([directed, undirected], axis=-1)  # (h, w, 3·O)
-    clamped = jnp.minimum(CLAMP, both[..., None] * factors[..., None, :])  # (h, w, 3O, 4)
-    features = 0.5 * jnp.sum(clamped, axis=-1)
+    # One block normalisation at a time (no short trailing axis: faster
+    # under vmap on XLA:CPU).
+    clamped = [jnp.minimum(CLAMP, both * jax.lax.rsqrt(block + EPSILON)[..., None])
+               for block in blocks]  # 4 × (h, w, 3·O)
+    features = 0.5 * sum(clamped)
     if texture:
-        texture_channels = jnp.sum(clamped[..., 2 * orientations:, :], axis=-2) / np.sqrt(18.0)
+        texture_channels = jnp.stack(
+            [jnp.sum(c[..., 2 * orientations:], axis=-1) for c in clamped], axis=-1) / np.sqrt(18.0)
         features = jnp.concatenate([features, texture_channels], axis=-1)
     return features
 
