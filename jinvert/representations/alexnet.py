@@ -198,6 +198,38 @@ class FullyConnected(nn.Module):
         return y + bias
 
 
+class GroupedConv(nn.Module):
+    """Convolution with ``groups`` filter groups (Caffe's ``group``).
+
+    ``(N, H, W, Cin) -> (N, H', W', features)``; parameters ``kernel``
+    ``(size, size, Cin/groups, features)`` and ``bias`` ``(features,)``, as
+    flax's ``nn.Conv`` with ``feature_group_count``. Each group is its own
+    convolution, concatenated: XLA:CPU runs one grouped convolution with its
+    gradient about 3× slower than the two halves (conv2: 15 ms against 5).
+    """
+
+    features: int
+    size: int
+    stride: int = 1
+    pad: int = 0
+    groups: int = 1
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        cin = x.shape[-1] // self.groups
+        cout = self.features // self.groups
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (self.size, self.size, cin, self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        outs = [jax.lax.conv_general_dilated(
+                    x[..., i * cin:(i + 1) * cin], kernel[..., i * cout:(i + 1) * cout],
+                    (self.stride, self.stride), ((self.pad, self.pad), (self.pad, self.pad)),
+                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+                for i in range(self.groups)]
+        y = outs[0] if self.groups == 1 else jnp.concatenate(outs, axis=-1)
+        return y + bias
+
+
 class AlexNet(nn.Module):
     """CNN-A as a flax module, evaluated up to ``layer`` and no further.
 
@@ -219,9 +251,7 @@ class AlexNet(nn.Module):
                 x = FullyConnected(cout, k, name=name)(x)
             elif name in convs:
                 k, s, p, _, cout, g = convs[name]
-                x = nn.Conv(cout, (k, k), strides=(s, s), padding=((p, p), (p, p)),
-                            feature_group_count=g, dtype=jnp.float32,
-                            param_dtype=jnp.float32, name=name)(x)
+                x = GroupedConv(cout, k, s, p, g, name=name)(x)
             elif name.startswith("relu"):
                 x = jax.nn.relu(x)
             elif name.startswith("mpool"):
