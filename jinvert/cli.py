@@ -234,13 +234,9 @@ def _run_invert(args) -> int:
                          "--learning-rate or --lambda-alpha")
 
     tiles = [np.asarray(rep.deprocess(x0))]
-    if args.rep.split(":")[0].lower() in ("hog", "hogb"):
-        try:
-            from jinvert.hog_render import render_hog
-        except ImportError:
-            render_hog = None
-        if render_hog is not None:
-            tiles.append(np.asarray(render_hog(code)))
+    if registry.is_hog(rep):
+        from jinvert.hog_render import render_hog
+        tiles.append(np.asarray(render_hog(code)))
     tiles += [np.asarray(rep.deprocess(x)) for x in result.images]
     im.save_image(out, im.montage(tiles, height=tiles[0].shape[0]))
 
