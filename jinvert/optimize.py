@@ -4,15 +4,15 @@ The loop follows the reference code (deep-goggle ``invert_nn.m``): start from
 Gaussian noise of unit Euclidean norm in the normalised space u = x/σ, then
 run SGD with momentum 0.9 for ``stages[0]`` iterations at ``learning_rate``,
 ``stages[1]`` at ``learning_rate/10``, and so on, zeroing the momentum at each
-change. Each stage is one ``lax.scan`` with a fresh ``optax.sgd`` state, which
-is exactly the reference's ``v ← μv − lr·∇E; u ← u + v`` within a stage
-(optax keeps m = g + μm and steps −lr·m = v). All samples and all codes are
-optimised together under ``vmap`` inside a single ``jit``.
+change. Each stage runs with a fresh ``optax.sgd`` state, which is exactly
+the reference's ``v ← μv − lr·∇E; u ← u + v`` within a stage (optax keeps
+m = g + μm and steps −lr·m = v). All samples and all codes are optimised
+together under ``vmap``; each iteration is one compiled step (see
+:func:`_run` for why not a ``lax.scan``).
 """
 
 from __future__ import annotations
 
-import threading
 import weakref
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -128,68 +128,105 @@ def initial_noise(key, shape) -> Array:
     return noise / norms
 
 
-# --------------------------------------------------------------------------
-# Progress callbacks. The compiled program always calls `_dispatch`, which
-# forwards to whatever callback the current `invert` call registered, so the
-# compiled program does not depend on the callback object (no recompiles).
-# A plain global, not a thread-local: the runtime calls back from its own
-# threads. Concurrent `invert` calls with callbacks are serialised by a lock.
-_active_callback: list = [None]
-_callback_lock = threading.Lock()
-
-
-def _dispatch(iteration, total, terms):
-    callback = _active_callback[0]
-    if callback is not None:
-        callback(int(iteration), int(total),
-                 {k: float(v) for k, v in terms.items()})
-
-
 #: ``fold_in`` constant that separates the keys of the random transforms
 #: from the initialisation's (which uses the call's key itself).
 _TRANSFORM_STREAM = 0x6A177E4
 
 
-def _segments(optimizer, stages, learning_rate, momentum):
-    """[(optax transformation, iterations)], run one after another, each with
-    a fresh state.
+def _segments(optimizer, stages, learning_rate):
+    """[(learning rate, iterations)], run one after another, each from a
+    fresh optimiser state.
 
-    * ``None``: the paper's SGD with momentum, learning rate divided by 10
-      at each stage (k counts empty stages too, as before).
-    * ``"adam"``: ``optax.adam`` with the same per-stage learning rates.
-    * an ``optax.GradientTransformation``: itself, for all iterations in one
-      segment (one state; the stages only set the total).
+    * ``None`` (the paper's SGD with momentum) and ``"adam"``: the learning
+      rate divided by 10 at each stage (k counts empty stages too).
+    * an ``optax.GradientTransformation``: one segment of ``sum(stages)``
+      iterations (one state; the stages only set the total; the rate is
+      unused).
     """
     if optimizer is None or optimizer == "adam":
-        make = ((lambda lr: optax.sgd(lr, momentum=momentum)) if optimizer is None
-                else optax.adam)
-        # A fresh optimiser per stage: the momentum restarts at zero when
-        # the learning rate drops, as in the reference code.
-        return [(make(learning_rate * (0.1 ** k)), n) for k, n in enumerate(stages) if n]
-    return [(optimizer, sum(stages))]
+        return [(learning_rate * (0.1 ** k), n) for k, n in enumerate(stages) if n]
+    return [(learning_rate, sum(stages))]
 
 
-# One jitted runner per representation (weakly keyed, so dropping the rep
-# frees its programs); jax.jit then caches per static settings and shapes.
-_RUNNERS: "weakref.WeakKeyDictionary[Any, Callable]" = weakref.WeakKeyDictionary()
+def _transformation(optimizer, learning_rate, momentum):
+    """The optax transformation of one segment (rates may be traced)."""
+    if optimizer is None:
+        return optax.sgd(learning_rate, momentum=momentum)
+    if optimizer == "adam":
+        return optax.adam(learning_rate)
+    return optimizer
 
 
-def _runner(rep) -> Callable:
-    try:
-        return _RUNNERS[rep]
-    except KeyError:
-        pass
-    apply = rep.apply
+class _Programs(NamedTuple):
+    """The compiled pieces of an inversion for one representation and shape."""
 
-    def run(key, reference, mask, sigma, lambda_alpha, lambda_tv, learning_rate, momentum,
-            *, shape, samples, stages, alpha, beta, callback_every,
-            parameterization=None, transform=None, optimizer=None):
-        # reference: (B, *code_shape); mask: same shape, float 0/1.
-        from jinvert.parameterizations import init_batch, pixels
+    start: Callable
+    step: Callable
+    finish: Callable
+    weights: list  # the arrays Φ closes over, passed to step/finish
 
+
+# Per representation (weakly keyed, so dropping the rep frees its programs),
+# per image shape; jax.jit then caches per static settings.
+_PROGRAMS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def _with_weights(apply, shape):
+    """``(apply_with, weights)``: Φ with the arrays it closes over as an
+    argument, ``apply_with(weights, x) == apply(x)`` for ``x`` of ``shape``.
+
+    Closed-over arrays would be embedded in every compiled program as
+    constants, and XLA would constant-fold through them: AlexNet's fc6 alone
+    is 151 MB, its transpose took seconds of each compilation and doubled
+    the program's size. As arguments they are plain buffers.
+    """
+    closed, out_shape = jax.make_jaxpr(apply, return_shape=True)(
+        jax.ShapeDtypeStruct(tuple(shape), jnp.float32))
+    treedef = jax.tree_util.tree_structure(out_shape)
+    weights = [jnp.asarray(c) for c in closed.consts]
+
+    def apply_with(weights, x):
+        return jax.tree_util.tree_unflatten(treedef,
+                                            jax.core.eval_jaxpr(closed.jaxpr, weights, x))
+
+    return apply_with, weights
+
+
+def _programs(rep, shape) -> _Programs:
+    per_shape = _PROGRAMS.setdefault(rep, {})
+    if shape in per_shape:
+        return per_shape[shape]
+    from jinvert.parameterizations import init_batch, pixels
+
+    apply_with, weights = _with_weights(rep.apply, shape)
+
+    def start(key, reference, mask, *, samples, total, per_code_keys, parameterization):
+        # reference, mask: (B, *code_shape). key: one key, or (B,) keys.
+        param = pixels() if parameterization is None else parameterization
         batch = reference.shape[0]
         norm2 = jnp.sum((mask * reference) ** 2, axis=tuple(range(1, reference.ndim)))
+        if per_code_keys:
+            # Each code draws from its own key exactly what a batch of one
+            # would draw (so results do not depend on how codes are batched).
+            params = jax.vmap(lambda k: jax.tree_util.tree_map(
+                lambda leaf: leaf[0], init_batch(param, k, (1, samples), shape)))(key)
+            tkeys = jax.vmap(lambda k: jax.random.split(
+                jax.random.fold_in(k, _TRANSFORM_STREAM), samples))(key)
+        else:
+            params = init_batch(param, key, (batch, samples), shape)
+            # One key per reconstruction for the transforms, from a stream of
+            # the call's key that the initialisation does not use.
+            tkeys = jax.random.split(jax.random.fold_in(key, _TRANSFORM_STREAM),
+                                     batch * samples)
+            tkeys = tkeys.reshape((batch, samples) + tkeys.shape[1:])
+        history = {name: jnp.zeros((batch, samples, total), jnp.float32) for name in TERMS}
+        return params, tkeys, norm2, history
+
+    def step(params, state, history, weights, iteration, learning_rate, momentum, tkeys,
+             reference, mask, norm2, sigma, lambda_alpha, lambda_tv, *, alpha, beta,
+             parameterization, transform, optimizer):
         param = pixels() if parameterization is None else parameterization
+        apply = lambda x: apply_with(weights, x)  # noqa: E731
 
         def loss(p, tkey, ref, m, n2):
             u = param.render(p, shape)
@@ -201,62 +238,84 @@ def _runner(rep) -> Callable:
                 # The data term sees the transformed image, the priors the
                 # image itself (they are translation-invariant anyway, up
                 # to the border, and should judge what is returned).
+                tkey = jax.random.fold_in(tkey, iteration)
                 data = data_term(apply(sigma * transform(tkey, u)), ref, m, n2)
                 a = lambda_alpha * alpha_norm(u, alpha)
                 v = lambda_tv * total_variation(u, beta)
                 terms = {"data": data, "alpha": a, "tv": v, "total": data + a + v}
             return terms["total"], terms
 
-        grad_one = jax.value_and_grad(loss, has_aux=True)
         # Inner vmap over samples (one code), outer vmap over codes.
-        grad_all = jax.vmap(jax.vmap(grad_one, in_axes=(0, 0, None, None, None)),
+        grad_all = jax.vmap(jax.vmap(jax.value_and_grad(loss, has_aux=True),
+                                     in_axes=(0, 0, None, None, None)),
                             in_axes=(0, 0, 0, 0, 0))
+        (_, terms), grads = grad_all(params, tkeys, reference, mask, norm2)
+        opt = _transformation(optimizer, learning_rate, momentum)
+        updates, state = opt.update(grads, state, params)
+        history = {name: history[name].at[:, :, iteration].set(terms[name]) for name in TERMS}
+        means = {name: jnp.mean(terms[name]) for name in TERMS}
+        return optax.apply_updates(params, updates), state, history, means
 
-        params = init_batch(param, key, (batch, samples), tuple(shape))
-        # One key per reconstruction for the transforms, from a stream of the
-        # call's key that the initialisation does not use; folded with the
-        # iteration number at each step. Unused (and compiled away) without
-        # transforms.
-        tkeys = jax.random.split(jax.random.fold_in(key, _TRANSFORM_STREAM), batch * samples)
-        tkeys = tkeys.reshape((batch, samples) + tkeys.shape[1:])
-        fold = jax.vmap(jax.vmap(jax.random.fold_in, in_axes=(0, None)), in_axes=(0, None))
+    def finish(params, weights, sigma, *, parameterization):
+        param = pixels() if parameterization is None else parameterization
+        images = sigma * jax.vmap(jax.vmap(lambda p: param.render(p, shape)))(params)
+        return images, jax.vmap(jax.vmap(lambda x: apply_with(weights, x)))(images)
 
-        total = sum(stages)
-        histories = []
-        start = 0
-        for opt, n in _segments(optimizer, stages, learning_rate, momentum):
-            state = opt.init(params)
+    programs = _Programs(
+        start=jax.jit(start, static_argnames=("samples", "total", "per_code_keys",
+                                              "parameterization")),
+        # The iterate, optimiser state and history are updated in place.
+        step=jax.jit(step, donate_argnums=(0, 1, 2),
+                     static_argnames=("alpha", "beta", "parameterization", "transform",
+                                      "optimizer")),
+        finish=jax.jit(finish, static_argnames=("parameterization",)),
+        weights=weights)
+    per_shape[shape] = programs
+    return programs
 
-            def body(carry, it, opt=opt):
-                p, state = carry
-                (_, terms), g = grad_all(p, fold(tkeys, it), reference, mask, norm2)
-                if callback_every:
-                    done = it + 1
-                    report = (done % callback_every == 0) | (done == total)
-                    means = {name: jnp.mean(v) for name, v in terms.items()}
-                    jax.lax.cond(report,
-                                 lambda: jax.debug.callback(_dispatch, done, total, means,
-                                                            ordered=True),
-                                 lambda: None)
-                updates, state = opt.update(g, state, p)
-                return (optax.apply_updates(p, updates), state), terms
 
-            (params, _), hist = jax.lax.scan(body, (params, state), jnp.arange(start, start + n))
-            histories.append(hist)
-            start += n
+def _run(rep, key, reference, mask, sigma, lambda_alpha, lambda_tv, learning_rate, momentum,
+         *, shape, samples, stages, alpha, beta, per_code_keys=False, callback=None,
+         callback_every=50, parameterization=None, transform=None, optimizer=None):
+    """The optimisation loop on checked arrays: ``(images, codes, history)``.
 
-        history = {name: jnp.moveaxis(jnp.concatenate([h[name] for h in histories]), 0, -1)
-                   for name in TERMS}
-        u = jax.vmap(jax.vmap(lambda p: param.render(p, shape)))(params)
-        images = sigma * u
-        codes = jax.vmap(jax.vmap(apply))(images)
-        return images, codes, history
+    ``reference``, ``mask``: ``(B, *code_shape)`` (possibly sharded over
+    devices along B; the programs follow their sharding). ``key``: one key
+    for the whole batch, or ``(B,)`` keys with ``per_code_keys=True``.
 
-    runner = jax.jit(run, static_argnames=("shape", "samples", "stages", "alpha",
-                                           "beta", "callback_every", "parameterization",
-                                           "transform", "optimizer"))
-    _RUNNERS[rep] = runner
-    return runner
+    The loop is driven from Python, one compiled step per iteration, not a
+    ``lax.scan``: XLA:CPU runs convolutions and their gradients inside a
+    while loop 2–10× slower than in a top-level program (measured on
+    AlexNet's pool5: 57 ms per iteration in a scan, 24 ms as a step), and the
+    dispatch of a step costs well under a millisecond. With donated buffers
+    the iterate, state and history are updated in place as in a scan.
+    """
+    programs = _programs(rep, tuple(shape))
+    total = sum(stages)
+    params, tkeys, norm2, history = programs.start(
+        key, reference, mask, samples=samples, total=total,
+        per_code_keys=per_code_keys, parameterization=parameterization)
+    sigma, lambda_alpha, lambda_tv, momentum = (jnp.float32(v) for v in
+                                                (sigma, lambda_alpha, lambda_tv, momentum))
+    static = dict(alpha=alpha, beta=beta, parameterization=parameterization,
+                  transform=transform, optimizer=optimizer)
+    iteration = 0
+    for rate, n in _segments(optimizer, stages, learning_rate):
+        # A fresh state per segment: the momentum restarts at zero when the
+        # learning rate drops, as in the reference code.
+        state = _transformation(optimizer, rate, momentum).init(params)
+        rate = jnp.float32(rate)
+        for _ in range(n):
+            params, state, history, means = programs.step(
+                params, state, history, programs.weights, jnp.int32(iteration), rate,
+                momentum, tkeys, reference, mask, norm2, sigma, lambda_alpha, lambda_tv,
+                **static)
+            iteration += 1
+            if callback is not None and (iteration % callback_every == 0 or iteration == total):
+                callback(iteration, total, {k: float(v) for k, v in means.items()})
+    images, codes = programs.finish(params, programs.weights, sigma,
+                                    parameterization=parameterization)
+    return images, codes, history
 
 
 #: The number of input values the paper's σ and λ were set for: 227 × 227
@@ -349,8 +408,8 @@ def invert(rep, code, *, shape=None, key, samples: int = 1, mask=None,
         Every setting left at None comes from ``rep.defaults``, then
         :data:`DEFAULTS` (the paper's shallow-representation settings).
       callback: ``callback(iteration, total, terms)`` called every
-        ``callback_every`` iterations (and at the end) from inside the
-        compiled loop, with ``terms`` the mean of each term over all
+        ``callback_every`` iterations (and at the end), in the calling
+        thread, with ``terms`` the mean of each term over all
         reconstructions (Python floats).
       callback_every: iterations between callbacks.
       parameterization: what the optimiser moves (beyond the paper;
@@ -439,25 +498,12 @@ def invert(rep, code, *, shape=None, key, samples: int = 1, mask=None,
     sigma = float(sigma)
     if not (np.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be a positive number, got {sigma!r}")
-    runner = _runner(rep)
-    call = lambda: runner(  # noqa: E731
-        key, jnp.asarray(codes), jnp.asarray(m), sigma,
-        settings["lambda_alpha"], settings["lambda_tv"], settings["learning_rate"],
-        settings["momentum"], shape=shape, samples=samples, stages=settings["stages"],
-        alpha=settings["alpha"], beta=settings["beta"],
-        callback_every=int(callback_every) if callback is not None else 0,
+    images, out_codes, history = _run(
+        rep, key, jnp.asarray(codes), jnp.asarray(m), sigma, settings["lambda_alpha"],
+        settings["lambda_tv"], settings["learning_rate"], settings["momentum"], shape=shape,
+        samples=samples, stages=settings["stages"], alpha=settings["alpha"],
+        beta=settings["beta"], callback=callback, callback_every=int(callback_every),
         parameterization=parameterization, transform=transforms, optimizer=optimizer)
-    if callback is None:
-        images, out_codes, history = call()
-    else:
-        with _callback_lock:
-            _active_callback[0] = callback
-            try:
-                images, out_codes, history = call()
-                jax.block_until_ready(images)
-                jax.effects_barrier()  # every progress report delivered before we return
-            finally:
-                _active_callback[0] = None
 
     if not batched:
         images, out_codes = images[0], out_codes[0]

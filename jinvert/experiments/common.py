@@ -135,33 +135,6 @@ def settings_for(rep, *, iterations: int | None = None, **overrides) -> dict[str
     return settings
 
 
-_BATCHED: dict = {}
-
-
-def _batched_program(rep, settings: dict, samples: int, shape) -> Callable:
-    """jit(vmap over codes) of the library's compiled inversion loop, cached
-    per static setting (the λ, σ and learning rate are traced: changing them
-    does not recompile)."""
-    static = (samples, tuple(shape), tuple(settings["stages"]), float(settings["alpha"]),
-              float(settings["beta"]))
-    hit = _BATCHED.get((id(rep), static))
-    if hit is not None and hit[0] is rep:
-        return hit[1]
-    runner = optimize._runner(rep)  # the same program jinvert.invert runs
-
-    def one(key, code, mask, sigma, lambda_alpha, lambda_tv, learning_rate, momentum):
-        # One code with its own key: the runner's batch axis of size 1.
-        images, codes, history = runner(
-            key, code[None], mask[None], sigma, lambda_alpha, lambda_tv, learning_rate,
-            momentum, shape=static[1], samples=samples, stages=static[2],
-            alpha=static[3], beta=static[4], callback_every=0)
-        return images[0], codes[0], history["total"][0]
-
-    program = jax.jit(jax.vmap(one, in_axes=(0, 0, 0) + (None,) * 5))
-    _BATCHED[(id(rep), static)] = (rep, program)
-    return program
-
-
 def invert_batch(rep, codes: np.ndarray, keys, *, settings: dict, samples: int = 1,
                  masks: np.ndarray | None = None, shape=None,
                  sigma: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -205,12 +178,17 @@ def invert_batch(rep, codes: np.ndarray, keys, *, settings: dict, samples: int =
         take = np.concatenate([np.arange(b), np.full(pad, b - 1)])
         codes, masks, keys = codes[take], masks[take], keys[take]
     batch = NamedSharding(mesh, PartitionSpec("batch"))
-    program = _batched_program(rep, settings, samples, shape)
-    out = program(jax.device_put(keys, batch), jax.device_put(codes, batch),
-                  jax.device_put(np.ascontiguousarray(masks), batch), sigma,
-                  *(float(settings[k]) for k in ("lambda_alpha", "lambda_tv",
-                                                 "learning_rate", "momentum")))
-    images, out_codes, energy = (np.array(a)[:b] for a in out)
+    # The library's own loop, with one key per code (each code's result
+    # does not depend on the batch it was run in).
+    images, out_codes, history = optimize._run(
+        rep, jax.device_put(keys, batch), jax.device_put(codes, batch),
+        jax.device_put(np.ascontiguousarray(masks), batch), sigma,
+        *(float(settings[k]) for k in ("lambda_alpha", "lambda_tv", "learning_rate",
+                                       "momentum")),
+        shape=tuple(shape), samples=samples, stages=tuple(settings["stages"]),
+        alpha=float(settings["alpha"]), beta=float(settings["beta"]), per_code_keys=True)
+    images, out_codes, energy = (np.array(a)[:b] for a in (images, out_codes,
+                                                            history["total"]))
     return images, out_codes, energy[..., -1]
 
 

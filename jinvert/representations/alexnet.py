@@ -29,6 +29,7 @@ colour subtracted, so pixels lie in about ±128; σ is then the paper's
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -135,19 +136,31 @@ def max_pool(x: Array, size: int = POOL_SIZE, stride: int = POOL_STRIDE,
     With ``ceil_mode`` (Caffe), windows that overhang the bottom/right border
     are kept and see only the pixels inside; otherwise (PyTorch's default)
     they are dropped.
+
+    Computed as maxima of strided views of the padded input, first along
+    rows, then along columns, rather than ``lax.reduce_window``: the
+    gradient of reduce_window (select-and-scatter) is slow on XLA:CPU
+    (conv1, relu1 and mpool1 of 8 images with their gradient on 2 cores:
+    77 ms with reduce_window, 53 ms with separable views, 46 ms without
+    the pooling). Where several inputs tie for a window's maximum the
+    gradient is shared among them (a convex combination, still a
+    subgradient) instead of going to the first one as in Caffe.
     """
-    pads = []
-    for n in x.shape[1:3]:
+    pads, outs = [], []
+    for length in x.shape[1:3]:
         if ceil_mode:
-            out = caffe_pool_output_size(n, size, stride, pad)
+            out = caffe_pool_output_size(length, size, stride, pad)
         else:
-            out = (n + 2 * pad - size) // stride + 1
+            out = (length + 2 * pad - size) // stride + 1
         # Extra bottom/right padding so the last window fits; −∞ never wins.
-        extra = max(0, (out - 1) * stride + size - n - pad)
-        pads.append((pad, extra))
-    return jax.lax.reduce_window(
-        x, -jnp.inf, jax.lax.max, (1, size, size, 1), (1, stride, stride, 1),
-        ((0, 0), pads[0], pads[1], (0, 0)))
+        pads.append((pad, max(0, (out - 1) * stride + size - length - pad)))
+        outs.append(out)
+    x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=-jnp.inf)
+    for axis, out in zip((1, 2), outs):
+        views = [jax.lax.slice_in_dim(x, i, i + (out - 1) * stride + 1, stride, axis)
+                 for i in range(size)]
+        x = functools.reduce(jnp.maximum, views)
+    return x
 
 
 def lrn(x: Array, size: int = LRN_SIZE, alpha: float = LRN_ALPHA,
@@ -166,6 +179,39 @@ def lrn(x: Array, size: int = LRN_SIZE, alpha: float = LRN_ALPHA,
                                    (1,) * x.ndim, pad)
     # The base is ≥ k = 1 > 0, so the power has a finite gradient everywhere.
     return x * jnp.power(k + (alpha / size) * summed, -beta)
+
+
+def conv2d(x: Array, kernel: Array, stride: int = 1, pad: int = 0) -> Array:
+    """Cross-correlation ``(N, H, W, Cin) × (k, k, Cin, Cout) -> (N, H', W', Cout)``
+    with zero padding ``pad`` on every side and stride ``stride`` (Caffe's
+    convolution, without bias), ``H' = (H + 2·pad − k) // stride + 1``.
+
+    A strided convolution is computed as a stride-1 convolution of
+    space-to-depth blocks: the padded input cut into ``stride×stride``
+    blocks stacked along channels, the kernel zero-padded to a multiple of
+    the stride and cut the same way. The result is the same; the gradient
+    with respect to the input is 1.6× faster on XLA:CPU (conv1 of 8 images
+    on 2 cores: 42 ms against 69, as fast as PyTorch's).
+    """
+    dims = ("NHWC", "HWIO", "NHWC")
+    if stride == 1:
+        return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((pad, pad), (pad, pad)),
+                                            dimension_numbers=dims)
+    n, h, w, cin = x.shape
+    k, cout = kernel.shape[0], kernel.shape[-1]
+    s = stride
+    blocks = -(-k // s)                                # kernel size in blocks
+    out_h, out_w = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
+    nh, nw = out_h - 1 + blocks, out_w - 1 + blocks    # input blocks needed
+    # Pad (or crop the unused bottom/right) to exactly nh·s × nw·s.
+    x = jnp.pad(x, ((0, 0), (pad, max(0, nh * s - h - pad)),
+                    (pad, max(0, nw * s - w - pad)), (0, 0)))[:, :nh * s, :nw * s]
+    x = x.reshape(n, nh, s, nw, s, cin).transpose(0, 1, 3, 2, 4, 5)
+    x = x.reshape(n, nh, nw, s * s * cin)
+    kp = jnp.pad(kernel, ((0, blocks * s - k), (0, blocks * s - k), (0, 0), (0, 0)))
+    kp = kp.reshape(blocks, s, blocks, s, cin, cout).transpose(0, 2, 1, 3, 4, 5)
+    kp = kp.reshape(blocks, blocks, s * s * cin, cout)
+    return jax.lax.conv_general_dilated(x, kp, (1, 1), "VALID", dimension_numbers=dims)
 
 
 class FullyConnected(nn.Module):
@@ -221,10 +267,8 @@ class GroupedConv(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(),
                             (self.size, self.size, cin, self.features), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-        outs = [jax.lax.conv_general_dilated(
-                    x[..., i * cin:(i + 1) * cin], kernel[..., i * cout:(i + 1) * cout],
-                    (self.stride, self.stride), ((self.pad, self.pad), (self.pad, self.pad)),
-                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        outs = [conv2d(x[..., i * cin:(i + 1) * cin], kernel[..., i * cout:(i + 1) * cout],
+                       self.stride, self.pad)
                 for i in range(self.groups)]
         y = outs[0] if self.groups == 1 else jnp.concatenate(outs, axis=-1)
         return y + bias
