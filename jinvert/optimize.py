@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jinvert.objective import TERMS, alpha_norm, data_term, energy_terms, total_variation
+from jinvert.objective import TERMS, alpha_norm, data_term, total_variation
 
 Array = jax.Array
 
@@ -49,7 +49,7 @@ class InversionResult(NamedTuple):
       codes: Φ of each reconstruction, ``(samples, *code_shape)`` or
         ``(B, samples, *code_shape)``.
       history: ``{"data", "alpha", "tv", "total"}`` → the value of each term
-        (λ included) at every iteration, before its update,
+        (λ included) at every iteration, before its update, NumPy float32
         ``(samples, iterations)`` or ``(B, samples, iterations)``.
       settings: the settings used (a dict of Python numbers and tuples).
     """
@@ -171,36 +171,53 @@ class _Programs(NamedTuple):
 _PROGRAMS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
+#: Arrays Φ closes over that are larger than this (bytes) enter the compiled
+#: programs as arguments; smaller ones stay constants (see _with_weights).
+HOISTED_BYTES = 8 << 20
+
+
 def _with_weights(apply, shape):
-    """``(apply_with, weights)``: Φ with the arrays it closes over as an
+    """``(apply_with, weights)``: Φ with its large closed-over arrays as an
     argument, ``apply_with(weights, x) == apply(x)`` for ``x`` of ``shape``.
 
-    Closed-over arrays would be embedded in every compiled program as
-    constants, and XLA would constant-fold through them: AlexNet's fc6 alone
-    is 151 MB, its transpose took seconds of each compilation and doubled
-    the program's size. As arguments they are plain buffers.
+    Closed-over arrays are embedded in every compiled program as constants,
+    and XLA constant-folds through them. For small arrays that is a gain
+    (a convolution kernel's transposed copy for the gradient is made once,
+    at compile time, not at every step), for large ones a loss: AlexNet's
+    fc6 alone is 151 MB, its folded transpose took seconds of each
+    compilation and doubled the program's size. Arrays above
+    :data:`HOISTED_BYTES` are therefore passed as arguments.
     """
     closed, out_shape = jax.make_jaxpr(apply, return_shape=True)(
         jax.ShapeDtypeStruct(tuple(shape), jnp.float32))
     treedef = jax.tree_util.tree_structure(out_shape)
-    weights = [jnp.asarray(c) for c in closed.consts]
+    consts = list(closed.consts)
+    hoisted = [i for i, c in enumerate(consts) if np.size(c) * np.dtype(c.dtype).itemsize
+               > HOISTED_BYTES]
+    weights = [jnp.asarray(consts[i]) for i in hoisted]
 
     def apply_with(weights, x):
+        values = list(consts)
+        for i, w in zip(hoisted, weights):
+            values[i] = w
         return jax.tree_util.tree_unflatten(treedef,
-                                            jax.core.eval_jaxpr(closed.jaxpr, weights, x))
+                                            jax.core.eval_jaxpr(closed.jaxpr, values, x))
 
     return apply_with, weights
 
 
-def _programs(rep, shape) -> _Programs:
+def _programs(rep, shape, count) -> _Programs:
+    """The programs for ``count`` images of ``shape`` at once (B·S)."""
     per_shape = _PROGRAMS.setdefault(rep, {})
-    if shape in per_shape:
-        return per_shape[shape]
+    if (shape, count) in per_shape:
+        return per_shape[(shape, count)]
     from jinvert.parameterizations import init_batch, pixels
 
-    apply_with, weights = _with_weights(rep.apply, shape)
+    # Φ of all B·S images in one call: a representation with a batched
+    # path of its own (rep.apply_batch) uses it.
+    phi, weights = _with_weights(rep.batch_apply, (count,) + tuple(shape))
 
-    def start(key, reference, mask, *, samples, total, per_code_keys, parameterization):
+    def start(key, reference, mask, *, samples, per_code_keys, parameterization):
         # reference, mask: (B, *code_shape). key: one key, or (B,) keys.
         param = pixels() if parameterization is None else parameterization
         batch = reference.shape[0]
@@ -219,58 +236,55 @@ def _programs(rep, shape) -> _Programs:
             tkeys = jax.random.split(jax.random.fold_in(key, _TRANSFORM_STREAM),
                                      batch * samples)
             tkeys = tkeys.reshape((batch, samples) + tkeys.shape[1:])
-        history = {name: jnp.zeros((batch, samples, total), jnp.float32) for name in TERMS}
-        return params, tkeys, norm2, history
+        return params, tkeys, norm2
 
-    def step(params, state, history, weights, iteration, learning_rate, momentum, tkeys,
+    def step(params, state, weights, iteration, learning_rate, momentum, tkeys,
              reference, mask, norm2, sigma, lambda_alpha, lambda_tv, *, alpha, beta,
              parameterization, transform, optimizer):
         param = pixels() if parameterization is None else parameterization
-        apply = lambda x: apply_with(weights, x)  # noqa: E731
+        each = lambda f: jax.vmap(jax.vmap(f))  # noqa: E731  over (codes, samples)
 
-        def loss(p, tkey, ref, m, n2):
-            u = param.render(p, shape)
+        def energy(params):
+            u = each(lambda p: param.render(p, shape))(params)       # (B, S, H, W, C)
             if transform is None:
-                terms = energy_terms(apply, u, ref, m, sigma=sigma, lambda_alpha=lambda_alpha,
-                                     alpha=alpha, lambda_tv=lambda_tv, beta=beta,
-                                     reference_norm2=n2)
+                seen = u
             else:
                 # The data term sees the transformed image, the priors the
                 # image itself (they are translation-invariant anyway, up
                 # to the border, and should judge what is returned).
-                tkey = jax.random.fold_in(tkey, iteration)
-                data = data_term(apply(sigma * transform(tkey, u)), ref, m, n2)
-                a = lambda_alpha * alpha_norm(u, alpha)
-                v = lambda_tv * total_variation(u, beta)
-                terms = {"data": data, "alpha": a, "tv": v, "total": data + a + v}
-            return terms["total"], terms
+                seen = each(lambda k, v: transform(jax.random.fold_in(k, iteration), v))(
+                    tkeys, u)
+            codes = phi(weights, (sigma * seen).reshape((-1,) + tuple(shape)))
+            codes = codes.reshape(u.shape[:2] + codes.shape[1:])
+            data = jax.vmap(jax.vmap(data_term, in_axes=(0, None, None, None)))(
+                codes, reference, mask, norm2)
+            a = lambda_alpha * each(lambda v: alpha_norm(v, alpha))(u)
+            v = lambda_tv * each(lambda v: total_variation(v, beta))(u)
+            terms = {"data": data, "alpha": a, "tv": v, "total": data + a + v}
+            # The reconstructions are independent: the gradient of the sum
+            # is each one's own gradient.
+            return jnp.sum(terms["total"]), terms
 
-        # Inner vmap over samples (one code), outer vmap over codes.
-        grad_all = jax.vmap(jax.vmap(jax.value_and_grad(loss, has_aux=True),
-                                     in_axes=(0, 0, None, None, None)),
-                            in_axes=(0, 0, 0, 0, 0))
-        (_, terms), grads = grad_all(params, tkeys, reference, mask, norm2)
+        (_, terms), grads = jax.value_and_grad(energy, has_aux=True)(params)
         opt = _transformation(optimizer, learning_rate, momentum)
         updates, state = opt.update(grads, state, params)
-        history = {name: history[name].at[:, :, iteration].set(terms[name]) for name in TERMS}
-        means = {name: jnp.mean(terms[name]) for name in TERMS}
-        return optax.apply_updates(params, updates), state, history, means
+        return optax.apply_updates(params, updates), state, terms
 
     def finish(params, weights, sigma, *, parameterization):
         param = pixels() if parameterization is None else parameterization
         images = sigma * jax.vmap(jax.vmap(lambda p: param.render(p, shape)))(params)
-        return images, jax.vmap(jax.vmap(lambda x: apply_with(weights, x)))(images)
+        codes = phi(weights, images.reshape((-1,) + tuple(shape)))
+        return images, codes.reshape(images.shape[:2] + codes.shape[1:])
 
     programs = _Programs(
-        start=jax.jit(start, static_argnames=("samples", "total", "per_code_keys",
-                                              "parameterization")),
-        # The iterate, optimiser state and history are updated in place.
-        step=jax.jit(step, donate_argnums=(0, 1, 2),
+        start=jax.jit(start, static_argnames=("samples", "per_code_keys", "parameterization")),
+        # The iterate and optimiser state are updated in place.
+        step=jax.jit(step, donate_argnums=(0, 1),
                      static_argnames=("alpha", "beta", "parameterization", "transform",
                                       "optimizer")),
         finish=jax.jit(finish, static_argnames=("parameterization",)),
         weights=weights)
-    per_shape[shape] = programs
+    per_shape[(shape, count)] = programs
     return programs
 
 
@@ -286,35 +300,48 @@ def _run(rep, key, reference, mask, sigma, lambda_alpha, lambda_tv, learning_rat
     The loop is driven from Python, one compiled step per iteration, not a
     ``lax.scan``: XLA:CPU runs convolutions and their gradients inside a
     while loop 2–10× slower than in a top-level program (measured on
-    AlexNet's pool5: 57 ms per iteration in a scan, 24 ms as a step), and the
-    dispatch of a step costs well under a millisecond. With donated buffers
-    the iterate, state and history are updated in place as in a scan.
+    AlexNet's pool5: 57 ms per iteration in a scan, 24 ms as a step; a
+    ``lax.map`` over 8 samples is still 1.8× slower than one batch), and
+    the dispatch of a step costs well under a millisecond. With donated
+    buffers the iterate and optimiser state are updated in place as in a
+    scan. The step does not depend on the number of iterations, so changing
+    it does not recompile.
+
+    Each step evaluates Φ once on all B·S images, through
+    ``rep.batch_apply`` (a representation's own batched path when it has
+    one, else ``vmap``), and the priors image by image.
     """
-    programs = _programs(rep, tuple(shape))
+    programs = _programs(rep, tuple(shape), int(reference.shape[0]) * int(samples))
     total = sum(stages)
-    params, tkeys, norm2, history = programs.start(
-        key, reference, mask, samples=samples, total=total,
-        per_code_keys=per_code_keys, parameterization=parameterization)
+    params, tkeys, norm2 = programs.start(key, reference, mask, samples=samples,
+                                          per_code_keys=per_code_keys,
+                                          parameterization=parameterization)
     sigma, lambda_alpha, lambda_tv, momentum = (jnp.float32(v) for v in
                                                 (sigma, lambda_alpha, lambda_tv, momentum))
     static = dict(alpha=alpha, beta=beta, parameterization=parameterization,
                   transform=transform, optimizer=optimizer)
-    iteration = 0
+    iteration, terms = 0, []
     for rate, n in _segments(optimizer, stages, learning_rate):
         # A fresh state per segment: the momentum restarts at zero when the
         # learning rate drops, as in the reference code.
         state = _transformation(optimizer, rate, momentum).init(params)
         rate = jnp.float32(rate)
         for _ in range(n):
-            params, state, history, means = programs.step(
-                params, state, history, programs.weights, jnp.int32(iteration), rate,
+            params, state, step_terms = programs.step(
+                params, state, programs.weights, jnp.int32(iteration), rate,
                 momentum, tkeys, reference, mask, norm2, sigma, lambda_alpha, lambda_tv,
                 **static)
+            terms.append(step_terms)
             iteration += 1
             if callback is not None and (iteration % callback_every == 0 or iteration == total):
-                callback(iteration, total, {k: float(v) for k, v in means.items()})
+                callback(iteration, total, {k: float(np.mean(v)) for k, v in
+                                            jax.device_get(step_terms).items()})
     images, codes = programs.finish(params, programs.weights, sigma,
                                     parameterization=parameterization)
+    # Stacked on the host: one transfer of small arrays, and no program
+    # whose shape depends on the number of iterations.
+    terms = jax.device_get(terms)
+    history = {name: np.stack([t[name] for t in terms], axis=-1) for name in TERMS}
     return images, codes, history
 
 

@@ -192,10 +192,10 @@ def _conv(x: Array, weight: Array) -> Array:
     ``(kh, kw, Cin, Cout)`` (odd kh, kw) → ``(H, W, Cout)``.
 
     Written as shifted copies and one matrix product rather than
-    ``lax.conv``: inside the optimiser's ``lax.scan`` XLA:CPU computes the
-    weight gradient of a ``lax.conv`` about 10× slower than outside a loop
-    (0.5 s for one 232×232×16 layer on 2 cores), while a matmul's gradient
-    stays fast.
+    ``lax.conv``: inside a ``lax.scan`` (as the optimiser's loop once was)
+    XLA:CPU computed the weight gradient of a ``lax.conv`` about 10× slower
+    than outside a loop (0.5 s for one 232×232×16 layer on 2 cores), while a
+    matmul's gradient stays fast in both.
     """
     kh, kw, cin, cout = weight.shape
     h, w = x.shape[0], x.shape[1]

@@ -48,6 +48,10 @@ class Representation:
         ``lambda_alpha``, ``alpha``, ``learning_rate``, ``stages``).
       validate: optional check of a concrete input-space image
         ``(H, W, C)``; raises ``ValueError`` with a message for people.
+      apply_batch: optional Φ of a batch, ``(N, H, W, C) -> (N, *code)``,
+        equal to ``vmap(apply)`` but faster (e.g. a CNN that runs its
+        convolutions image by image, see :func:`jinvert.alexnet`). When
+        ``None``, :meth:`batch_apply` is ``vmap(apply)``.
     """
 
     name: str
@@ -60,6 +64,14 @@ class Representation:
     sigma: float = PAPER_SIGMA
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     validate: Callable[[Any], None] | None = None
+    apply_batch: Callable[[Array], Array] | None = None
+
+    def batch_apply(self, x: Array) -> Array:
+        """Φ of a batch ``(N, H, W, C) -> (N, *code)`` (``apply_batch``, or
+        ``vmap(apply)``); no checks, for use inside ``jit`` and ``grad``."""
+        if self.apply_batch is not None:
+            return self.apply_batch(x)
+        return jax.vmap(self.apply)(x)
 
     def __call__(self, x) -> Array:
         """Φ(x) for one image ``(H, W, C)`` (``(H, W)`` when C = 1) or a
@@ -78,7 +90,7 @@ class Representation:
             for image in (x if x.ndim == 4 else x[None]):
                 self.validate(image)
         if x.ndim == 4:
-            return jax.vmap(self.apply)(x)
+            return self.batch_apply(x)
         return self.apply(x)
 
     def preprocess(self, image) -> Array:

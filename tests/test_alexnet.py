@@ -108,6 +108,55 @@ def test_pool_ceil_differs_from_floor():
     assert A.max_pool(x, ceil_mode=False).shape == (1, 3, 3, 1)
 
 
+@pytest.mark.parametrize("hw,k,stride,pad", [
+    ((67, 61), 11, 4, 0),   # conv1: space-to-depth
+    ((64, 60), 11, 4, 2),   # torchvision's conv1: padded, then space-to-depth
+    ((21, 18), 5, 1, 2),    # conv2: plain
+    ((13, 11), 3, 1, 1),    # conv3-5: matrix product of patches
+    ((70, 40), 3, 1, 1),    # a large map: bands of rows (70·40 > 2048)
+    ((19, 23), 4, 3, 1),    # stride not dividing the kernel
+])
+def test_conv2d_matches_numpy(hw, k, stride, pad):
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 1, hw + (3,)).astype(np.float32)
+    kernel = rng.normal(0, 0.1, (k, k, 3, 4)).astype(np.float32)
+    got = np.asarray(A.conv2d(jnp.asarray(x)[None], jnp.asarray(kernel), stride, pad)[0])
+    want = np_conv(x.astype(np.float64), kernel.astype(np.float64), 0.0, stride, pad, 1)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_gradient_matches_lax_convolution():
+    # The rewrites change the gradient's computation too; compare it with
+    # the gradient of XLA's own strided, padded convolution.
+    rng = np.random.default_rng(6)
+    for hw, k, stride, pad in [((67, 61), 11, 4, 0), ((70, 40), 3, 1, 1), ((13, 11), 3, 1, 1)]:
+        x = jnp.asarray(rng.normal(0, 1, (2,) + hw + (3,)), jnp.float32)
+        kernel = jnp.asarray(rng.normal(0, 0.1, (k, k, 3, 4)), jnp.float32)
+        lax_conv = lambda x: jax.lax.conv_general_dilated(  # noqa: E731
+            x, kernel, (stride, stride), ((pad, pad), (pad, pad)),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        ours = jax.grad(lambda x: jnp.sum(jnp.sin(A.conv2d(x, kernel, stride, pad))))(x)
+        want = jax.grad(lambda x: jnp.sum(jnp.sin(lax_conv(x))))(x)
+        np.testing.assert_allclose(ours, want, rtol=1e-4, atol=1e-5)
+
+
+def test_max_pool_gradient_goes_to_the_window_maximum():
+    # Distinct values (no ties): d/dx Σ pool(x) counts, for each input, the
+    # windows whose maximum it is (Caffe's gradient), windows clipped at the
+    # border as in the forward pass.
+    x = np.random.default_rng(7).permutation(9 * 8 * 2).reshape(9, 8, 2).astype(np.float32)
+    got = np.asarray(jax.grad(lambda x: jnp.sum(A.max_pool(x[None])))(jnp.asarray(x)))
+    want = np.zeros_like(x)
+    for i in range(A.caffe_pool_output_size(9)):
+        for j in range(A.caffe_pool_output_size(8)):
+            win = x[2 * i:2 * i + 3, 2 * j:2 * j + 3]
+            for c in range(2):
+                a, b = np.unravel_index(np.argmax(win[..., c]), win.shape[:2])
+                want[2 * i + a, 2 * j + b, c] += 1
+    np.testing.assert_array_equal(got, want)
+
+
 def test_network_layers_match_numpy(params):
     """conv1 (stride 4), mpool1, norm1, conv2 (2 groups) of the network, each
     from the previous layer's output, against the NumPy references."""
@@ -242,6 +291,23 @@ def test_jit_and_vmap_agree(params):
         np.testing.assert_allclose(batched[i], one[i], rtol=1e-4, atol=1e-3)
         np.testing.assert_allclose(jitted[i], one[i], rtol=1e-4, atol=1e-3)
     assert not np.allclose(one[0], one[1])
+
+
+@pytest.mark.parametrize("pieces", [1, 2, 8])
+def test_batch_in_pieces_equals_one_batch(params, pieces):
+    # The convolutional layers run the batch in pieces (3 images in 1, 2 or
+    # 3 pieces), the fully connected layers all at once: same codes and
+    # gradients as image by image.
+    xs = jnp.stack([image(20 + i) for i in range(3)])
+    variables = {"params": {k: v for k, v in params.items()}}
+    module = A.AlexNet(layer="fc7", pieces=pieces)
+    got = np.asarray(jax.jit(module.apply)(variables, xs))
+    rep = A.alexnet(params, "fc7")
+    want = np.stack([np.asarray(rep.apply(x)) for x in xs])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    g = jax.grad(lambda xs: jnp.sum(module.apply(variables, xs) ** 2))(xs)
+    g1 = jax.grad(lambda x: jnp.sum(rep.apply(x) ** 2))(xs[1])
+    np.testing.assert_allclose(g[1], g1, rtol=1e-3, atol=1e-3 * float(jnp.abs(g1).max()))
 
 
 # --------------------------------------------------------------------------

@@ -135,6 +135,32 @@ def test_compiled_program_is_reused():
                                                          lambda_tv=2.0))
     invert(rep, code * 1.5, key=jax.random.PRNGKey(2), **FAST)
     assert len(traces) == n  # new key, λ, learning rate, code: no retrace
+    # Nor does another number of iterations recompile the step.
+    from jinvert.optimize import _programs
+    step = _programs(rep, (16, 16, 1), 1).step
+    compiled = step._cache_size()
+    invert(rep, code, key=jax.random.PRNGKey(3), **dict(FAST, stages=(7, 3, 11)))
+    assert step._cache_size() == compiled and len(traces) == n
+
+
+def test_large_closed_over_arrays_become_arguments():
+    # Φ closing over a 12 MB array: compiled programs take it as an argument
+    # (not a folded constant); the small one stays a constant.
+    from jinvert.optimize import HOISTED_BYTES, _with_weights
+
+    big = jnp.linspace(0.0, 1.0, 3_000_000, dtype=jnp.float32)
+    assert big.nbytes > HOISTED_BYTES
+    small = jnp.arange(4.0)
+
+    def apply(x):
+        return x * big[:x.size].reshape(x.shape) + small[1]
+
+    apply_with, weights = _with_weights(apply, (8, 8, 1))
+    assert len(weights) == 1 and weights[0].shape == big.shape
+    x = jnp.asarray(toy_image((8, 8, 1)))
+    np.testing.assert_array_equal(jax.jit(apply_with)(weights, x), apply(x))
+    # It really is an input: other values give another result.
+    np.testing.assert_allclose(apply_with([2 * big], x), 2 * apply(x) - small[1], rtol=1e-6)
 
 
 def test_callback_reports_progress():

@@ -118,7 +118,7 @@ def image_key(base_key, name: str):
 
 def compute_codes(rep, xs: np.ndarray) -> np.ndarray:
     """Φ of a stack of input-space images ``(N, H, W, C)`` -> ``(N, *code)``."""
-    return np.asarray(jax.jit(jax.vmap(rep.apply))(jnp.asarray(xs)))
+    return np.asarray(jax.jit(rep.batch_apply)(jnp.asarray(xs)))
 
 
 def device_mesh() -> Mesh:
