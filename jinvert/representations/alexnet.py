@@ -299,8 +299,8 @@ class GroupedConv(nn.Module):
         return y + bias
 
 
-#: The convolutional layers of :class:`AlexNet` run a batch in at most this
-#: many pieces, one after another (see there).
+#: On a CPU, the convolutional layers of :class:`AlexNet` run a batch in at
+#: most this many pieces, one after another (see there).
 CONV_PIECES = 8
 
 
@@ -316,11 +316,14 @@ class AlexNet(nn.Module):
     batch. On XLA:CPU one image's maps stay in cache where a batch's do
     not: 8 inversions of pool5 at once take 135 ms per iteration this way,
     151 ms as one batch (2 cores), while fc layers are faster batched.
+    ``pieces=None`` (default) means :data:`CONV_PIECES` when JAX's default
+    backend is the CPU and 1 (one batch) on accelerators, where that
+    measurement does not apply.
     """
 
     variant: str = "caffe-ref"
     layer: str = "fc8"
-    pieces: int = CONV_PIECES
+    pieces: int | None = None
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -363,7 +366,10 @@ class AlexNet(nn.Module):
         first_fc = next((i for i, n in enumerate(names) if n.startswith("fc")), len(names))
         features, classifier = names[:first_fc], names[first_fc:]
         n = x.shape[0]
-        size = -(-n // max(1, min(n, self.pieces)))
+        pieces = self.pieces
+        if pieces is None:
+            pieces = CONV_PIECES if jax.default_backend() == "cpu" else 1
+        size = -(-n // max(1, min(n, pieces)))
         pieces = [run(x[i:i + size], features) for i in range(0, n, size)]
         x = pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=0)
         return run(x, classifier)
