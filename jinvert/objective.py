@@ -44,8 +44,9 @@ def alpha_norm(u: Array, alpha: float) -> Array:
     a = jnp.abs(u)
     if isinstance(alpha, (int, float)) and float(alpha).is_integer() and alpha >= 2:
         # An integer power is a few products (lax.integer_pow) whose
-        # derivative k·|u|^(k−1) is 0 at u = 0; a float power is exp(α·log|u|), 13× slower
-        # with its gradient (4 ms against 0.3 for 8 images of 227×227×3).
+        # derivative k·|u|^(k−1) is 0 at u = 0; a float power is
+        # exp(α·log|u|), 13× slower with its gradient (4 ms against 0.3 for
+        # 8 images of 227×227×3).
         return jnp.sum(a ** int(alpha))
     # Where u == 0 put 1 into the power so that its derivative is finite,
     # then zero the term: no 0^(α−1) with α < 1 and no sign(0)·inf.
@@ -119,6 +120,15 @@ def energy_terms(apply: Callable[[Array], Array], u: Array, reference: Array,
       ``tv`` already multiplied by their λ, ``total`` their sum (E).
     """
     data = data_term(apply(sigma * u), reference, mask, reference_norm2)
+    return with_priors(data, u, lambda_alpha=lambda_alpha, alpha=alpha,
+                       lambda_tv=lambda_tv, beta=beta)
+
+
+def with_priors(data: Array, u: Array, *, lambda_alpha: float, alpha: float,
+                lambda_tv: float, beta: float) -> dict[str, Array]:
+    """The terms of eq. 3 given the data term: ``{"data", "alpha", "tv",
+    "total"}`` with λα·Σ|u|^α and λV·V^β(u) of the normalised image ``u``
+    ``(H, W, C)``, and ``total`` = E, their sum with ``data`` (scalars)."""
     a = lambda_alpha * alpha_norm(u, alpha)
     v = lambda_tv * total_variation(u, beta)
     return {"data": data, "alpha": a, "tv": v, "total": data + a + v}

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jinvert.objective import TERMS, alpha_norm, data_term, total_variation
+from jinvert.objective import TERMS, data_term, with_priors
 
 Array = jax.Array
 
@@ -211,31 +211,35 @@ def _programs(rep, shape, count) -> _Programs:
     per_shape = _PROGRAMS.setdefault(rep, {})
     if (shape, count) in per_shape:
         return per_shape[(shape, count)]
-    from jinvert.parameterizations import init_batch, pixels
+    from jinvert.parameterizations import init_batch
 
     # Φ of all B·S images in one call: a representation with a batched
-    # path of its own (rep.apply_batch) uses it. A single image skips vmap,
-    # whose batch axis of one costs HOG a fifth of its step on XLA:CPU.
-    if count == 1 and rep.apply_batch is None:
-        batched = lambda x: rep.apply(x[0])[None]  # noqa: E731
-    else:
-        batched = rep.batch_apply
-    phi, weights = _with_weights(batched, (count,) + tuple(shape))
+    # path of its own (rep.apply_batch) uses it.
+    phi, weights = _with_weights(rep.batch_apply, (count,) + tuple(shape))
+    # ``parameterization`` below: the static option, resolved by _run.
+
+    def render(parameterization, params):
+        """Parameters of (B, S) images -> u, (B, S, H, W, C)."""
+        return jax.vmap(jax.vmap(lambda p: parameterization.render(p, shape)))(params)
+
+    def codes_of(weights, x):
+        """Input-space images (B, S, H, W, C) -> their codes (B, S, *code)."""
+        codes = phi(weights, x.reshape((-1,) + tuple(shape)))
+        return codes.reshape(x.shape[:2] + codes.shape[1:])
 
     def start(key, reference, mask, *, samples, per_code_keys, parameterization):
         # reference, mask: (B, *code_shape). key: one key, or (B,) keys.
-        param = pixels() if parameterization is None else parameterization
         batch = reference.shape[0]
         norm2 = jnp.sum((mask * reference) ** 2, axis=tuple(range(1, reference.ndim)))
         if per_code_keys:
             # Each code draws from its own key exactly what a batch of one
             # would draw (so results do not depend on how codes are batched).
             params = jax.vmap(lambda k: jax.tree_util.tree_map(
-                lambda leaf: leaf[0], init_batch(param, k, (1, samples), shape)))(key)
+                lambda leaf: leaf[0], init_batch(parameterization, k, (1, samples), shape)))(key)
             tkeys = jax.vmap(lambda k: jax.random.split(
                 jax.random.fold_in(k, _TRANSFORM_STREAM), samples))(key)
         else:
-            params = init_batch(param, key, (batch, samples), shape)
+            params = init_batch(parameterization, key, (batch, samples), shape)
             # One key per reconstruction for the transforms, from a stream of
             # the call's key that the initialisation does not use.
             tkeys = jax.random.split(jax.random.fold_in(key, _TRANSFORM_STREAM),
@@ -246,11 +250,10 @@ def _programs(rep, shape, count) -> _Programs:
     def step(params, state, weights, iteration, learning_rate, momentum, tkeys,
              reference, mask, norm2, sigma, lambda_alpha, lambda_tv, *, alpha, beta,
              parameterization, transform, optimizer):
-        param = pixels() if parameterization is None else parameterization
         each = lambda f: jax.vmap(jax.vmap(f))  # noqa: E731  over (codes, samples)
 
         def energy(params):
-            u = each(lambda p: param.render(p, shape))(params)       # (B, S, H, W, C)
+            u = render(parameterization, params)
             if transform is None:
                 seen = u
             else:
@@ -259,13 +262,10 @@ def _programs(rep, shape, count) -> _Programs:
                 # to the border, and should judge what is returned).
                 seen = each(lambda k, v: transform(jax.random.fold_in(k, iteration), v))(
                     tkeys, u)
-            codes = phi(weights, (sigma * seen).reshape((-1,) + tuple(shape)))
-            codes = codes.reshape(u.shape[:2] + codes.shape[1:])
             data = jax.vmap(jax.vmap(data_term, in_axes=(0, None, None, None)))(
-                codes, reference, mask, norm2)
-            a = lambda_alpha * each(lambda v: alpha_norm(v, alpha))(u)
-            v = lambda_tv * each(lambda v: total_variation(v, beta))(u)
-            terms = {"data": data, "alpha": a, "tv": v, "total": data + a + v}
+                codes_of(weights, sigma * seen), reference, mask, norm2)
+            terms = each(lambda d, v: with_priors(d, v, lambda_alpha=lambda_alpha, alpha=alpha,
+                                                  lambda_tv=lambda_tv, beta=beta))(data, u)
             # The reconstructions are independent: the gradient of the sum
             # is each one's own gradient.
             return jnp.sum(terms["total"]), terms
@@ -276,10 +276,8 @@ def _programs(rep, shape, count) -> _Programs:
         return optax.apply_updates(params, updates), state, terms
 
     def finish(params, weights, sigma, *, parameterization):
-        param = pixels() if parameterization is None else parameterization
-        images = sigma * jax.vmap(jax.vmap(lambda p: param.render(p, shape)))(params)
-        codes = phi(weights, images.reshape((-1,) + tuple(shape)))
-        return images, codes.reshape(images.shape[:2] + codes.shape[1:])
+        images = sigma * render(parameterization, params)
+        return images, codes_of(weights, images)
 
     programs = _Programs(
         start=jax.jit(start, static_argnames=("samples", "per_code_keys", "parameterization")),
@@ -316,6 +314,10 @@ def _run(rep, key, reference, mask, sigma, lambda_alpha, lambda_tv, learning_rat
     ``rep.batch_apply`` (a representation's own batched path when it has
     one, else ``vmap``), and the priors image by image.
     """
+    from jinvert.parameterizations import pixels
+
+    if parameterization is None:
+        parameterization = pixels()  # the paper's: u itself
     programs = _programs(rep, tuple(shape), int(reference.shape[0]) * int(samples))
     total = sum(stages)
     params, tkeys, norm2 = programs.start(key, reference, mask, samples=samples,

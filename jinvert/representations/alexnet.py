@@ -370,8 +370,8 @@ class AlexNet(nn.Module):
         if pieces is None:
             pieces = CONV_PIECES if jax.default_backend() == "cpu" else 1
         size = -(-n // max(1, min(n, pieces)))
-        pieces = [run(x[i:i + size], features) for i in range(0, n, size)]
-        x = pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=0)
+        outs = [run(x[i:i + size], features) for i in range(0, n, size)]
+        x = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=0)
         return run(x, classifier)
 
 
@@ -614,11 +614,11 @@ def alexnet(params, layer: str | int = "relu5", variant: str | None = None,
                             for k, v in params.items() if k in needed}}
     module = AlexNet(variant=variant, layer=name)
 
-    def apply(x: Array) -> Array:
-        return module.apply(variables, jnp.asarray(x, jnp.float32)[None])[0]
-
     def apply_batch(x: Array) -> Array:
         return module.apply(variables, jnp.asarray(x, jnp.float32))
+
+    def apply(x: Array) -> Array:
+        return apply_batch(jnp.asarray(x)[None])[0]
 
     if variant == "torchvision":
         scale = jnp.asarray(TORCHVISION_STD)
