@@ -247,7 +247,7 @@ def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str
     """Invert every photo not yet in ``store`` under ``tag``, batch by batch.
 
     For each photo writes a record ``{"id": f"{tag}/{name}", "tag", "image",
-    "sq_distance": ||Φ(x*) − Φ(x0)||², "relative": that / ||Φ0||²}`` (first
+    "sq_distance": ||Φ(x*) − Φ(x0)||², "relative": ||Φ(x*) − Φ0|| / ||Φ0||}`` (first
     sample) and, with ``save_dir``, the reconstruction's code as
     ``save_dir/<name>.npy`` (for the normalised error) and its image as PNG.
     """
@@ -288,7 +288,7 @@ def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str
                 im.save_image(os.path.join(save_dir, f"{p.name}.png"),
                               np.asarray(rep.deprocess(recon[i, 0])))
             records.append({"id": f"{tag}/{p.name}", "tag": tag, "image": p.name,
-                            "sq_distance": d2, "relative": d2 / n2 if n2 else None,
+                            "sq_distance": d2, "relative": float(np.sqrt(d2 / n2)) if n2 else None,
                             "restarts": int(attempts[i]),
                             "energy": float(energy[i, 0])})
         store.add(records)
@@ -296,15 +296,17 @@ def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str
             f"/{len(photos)} images done")
 
 
-def normalised_errors(rep, photos: Sequence[Photo], save_dir: str) -> np.ndarray:
+def normalised_errors(rep, photos: Sequence[Photo], save_dir: str, *,
+                      squared: bool = False) -> np.ndarray:
     """The paper's error (``jinvert.reconstruction_error``) of each photo, in
-    percent ``(N,)``, from the codes :func:`run_inversions` saved."""
+    percent ``(N,)``, from the codes :func:`run_inversions` saved.
+    ``squared=True``: the public MATLAB code's squared variant instead."""
     from jinvert.metrics import reconstruction_error
 
     xs = np.stack([prepare(rep, p) for p in photos])
     refs = compute_codes(rep, xs)
     codes = np.stack([np.load(os.path.join(save_dir, f"{p.name}.npy")) for p in photos])
-    return 100.0 * reconstruction_error(codes, refs)
+    return 100.0 * reconstruction_error(codes, refs, squared=squared)
 
 
 def mean_std(values) -> str:

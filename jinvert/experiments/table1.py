@@ -3,8 +3,10 @@
 For each representation, every test image (227 × 227 grey) is inverted with
 the paper's shallow settings (4 × 200 iterations from lr 0.004, λV = 5,
 β = 2, λα = 2.16e8, α = 6) and scored with ``jinvert.reconstruction_error``
-(err_i = ||Φ(x*_i) − Φ(x_i)||² / mean_jk ||Φ(x_j) − Φ(x_k)||²), reported as
-mean ± std over images, in percent, beside the paper's numbers.
+in the paper's metric (err_i = ||Φ(x*_i) − Φ(x_i)|| / N_Φ, N_Φ the mean
+distance between the codes of two different test images), reported as
+mean ± std over images, in percent, beside the paper's numbers; the public
+MATLAB code's squared variant is given beside it, named.
 """
 
 from __future__ import annotations
@@ -45,10 +47,11 @@ def run(args, log=print) -> list[str]:
         common.run_inversions(rep, photos, store, tag=name, settings=settings, key=key,
                               batch_size=args.batch_size, save_dir=save_dir, log=log)
         errors = common.normalised_errors(rep, photos, save_dir)
+        squared = common.normalised_errors(rep, photos, save_dir, squared=True)
         # Images whose first random start diverged and was restarted.
         restarts = sum(1 for p in photos if store.records[f"{name}/{p.name}"].get("restarts", 0))
         paper = PAPER.get(name)
-        rows.append((LABELS.get(name, name), errors, paper, restarts))
+        rows.append((LABELS.get(name, name), errors, paper, restarts, squared))
         tiles[name] = [im.load_image(os.path.join(save_dir, f"{p.name}.png"))
                        for p in photos[:4]]
 
@@ -58,16 +61,21 @@ def run(args, log=print) -> list[str]:
                          + ", resized-and-cropped to 227 × 227 grey",
                          weights="none (HOG, HOGb, DSIFT have no weights)",
                          command=command, settings=settings_text)
-    text += ("| representation | ours: error % (mean ± std) | paper (ILSVRC-12 val 1–100) "
-             "| images | images restarted after divergence |\n|---|---|---|---|---|\n")
-    for label, errors, paper, restarts in rows:
+    text += ("| representation | ours: error % (paper's metric, mean ± std) "
+             "| paper (ILSVRC-12 val 1–100) | ours: MATLAB code's squared variant % "
+             "| images | images restarted after divergence |\n|---|---|---|---|---|---|\n")
+    for label, errors, paper, restarts, squared in rows:
         ptxt = f"{paper[0]} ± {paper[1]}" if paper else "—"
-        text += (f"| {label} | {common.mean_std(errors)} | {ptxt} | {len(errors)} "
-                 f"| {restarts} |\n")
-    text += ("\nError: err_i = ‖Φ(x*_i) − Φ(x_i)‖² / mean_{j,k} ‖Φ(x_j) − Φ(x_k)‖² "
-             "(`jinvert.reconstruction_error`), in percent, std over images. The "
-             "normaliser depends on the image set, so numbers on another set are "
-             "comparable only roughly.\n\nPer image:\n\n| image | "
+        text += (f"| {label} | {common.mean_std(errors)} | {ptxt} "
+                 f"| {common.mean_std(squared)} | {len(errors)} | {restarts} |\n")
+    text += ("\nError (the paper's text, Sect. 4): err_i = ‖Φ(x*_i) − Φ(x_i)‖ / N_Φ, "
+             "N_Φ = mean over j ≠ k of ‖Φ(x_j) − Φ(x_k)‖ "
+             "(`jinvert.reconstruction_error`), in percent, std over images. Squared "
+             "variant (the public MATLAB code, not the paper's tables): "
+             "‖Φ(x*_i) − Φ(x_i)‖² / mean_{j,k} ‖Φ(x_j) − Φ(x_k)‖² "
+             "(`reconstruction_error(..., squared=True)`). The normaliser depends on the "
+             "image set, so numbers on another set are comparable only roughly.\n\n"
+             "Per image (paper's metric, %):\n\n| image | "
              + " | ".join(r[0] for r in rows) + " |\n|---|" + "---|" * len(rows) + "\n")
     for i, p in enumerate(photos):
         text += f"| {p.name} | " + " | ".join(f"{r[1][i]:.2f}" for r in rows) + " |\n"
