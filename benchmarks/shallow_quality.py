@@ -7,8 +7,10 @@ Each photo (scikit-image's bundled photos by default, or the image files of
 DIR) is made a 227×227 grey image, encoded, and inverted once from random
 noise with the paper's defaults (4×200 iterations from 0.004, λα = 2.16e8,
 α = 6, λV = 5, β = 2). It prints the paper's normalised error
-(:func:`jinvert.reconstruction_error`, mean ± std in percent) beside the
-paper's Table 1, and the seconds taken.
+(:func:`jinvert.reconstruction_error`: ||Φ(x*) − Φ(x)|| over the mean
+distance between the photos' codes, mean ± std in percent) beside the
+paper's Table 1 and the public MATLAB code's squared variant, and the
+seconds taken.
 
 This is ``jinvert reproduce table1`` (one code path for the table): the
 benchmark runs it in a fresh folder, so nothing is resumed, and prints the
