@@ -59,3 +59,15 @@ def assert_gradient_matches_finite_differences(apply, shape=(40, 44), directions
             numeric = (f(x + eps * v) - f(x - eps * v)) / (2 * eps)
             analytic = jnp.vdot(grad, v)
             assert abs(float(numeric - analytic)) <= 1e-4 * abs(float(analytic)) + 1e-9
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs (and the weights folded into them as
+    constants) after each test module: the suite otherwise keeps every
+    module's programs alive to the end and peaks at about 5 GB."""
+    yield
+    import gc
+    import jax
+    jax.clear_caches()
+    gc.collect()
