@@ -35,7 +35,7 @@ CPU time low the image is shrunk so that its longer side is at most
 --max-size pixels (default 256) unless --size is given. The paper's sigma
 and lambdas are for 227x227x3 input values: for other sizes sigma is scaled
 by sqrt(HWC/(227*227*3)) and the lambdas so that each prior weighs as on a
-paper-size image (jinvert.optimize.size_adjusted). CNNs take their own fixed size (the image is
+paper-size image (jinvert.Config.sized). CNNs take their own fixed size (the image is
 scaled and centre-cropped to it).
 
 The output is one PNG: the original as the representation sees it, the HOG
@@ -116,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="shift the image randomly by up to PIXELS at each step "
                           "(beyond the paper; default 0)")
     inv.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
-                     help="SGD with momentum and step decay (the paper) or Adam with the "
-                          "same schedule (give it a smaller --learning-rate, e.g. 0.001)")
+                     help="SGD with momentum and step decay (the paper) or Adam at a "
+                          "constant --learning-rate (give it a smaller one, e.g. 0.001)")
     inv.add_argument("--seed", type=int, default=0, metavar="S",
                      help="random seed of the starting noise (default: 0)")
     size = inv.add_mutually_exclusive_group()
@@ -186,7 +186,7 @@ def _run_invert(args) -> int:
 
     from jinvert import images as im
     from jinvert.metrics import relative_error
-    from jinvert.optimize import invert, rescale_stages, resolve_settings
+    from jinvert.optimize import invert
 
     if args.weights not in (None, "random") and not os.path.exists(args.weights):
         raise ValueError(f"weights file not found: {args.weights}")
@@ -202,13 +202,12 @@ def _run_invert(args) -> int:
     x0 = _prepare_image(rep, original, args)
     code = np.asarray(rep(x0))
 
-    settings = resolve_settings(rep, lambda_tv=args.lambda_tv, beta=args.beta,
-                                lambda_alpha=args.lambda_alpha,
-                                learning_rate=args.learning_rate)
-    stages = settings["stages"]
+    config = rep.defaults.replace(lambda_tv=args.lambda_tv, beta=args.beta,
+                                  lambda_alpha=args.lambda_alpha,
+                                  learning_rate=args.learning_rate)
     if args.iterations is not None:
-        stages = rescale_stages(stages, args.iterations)
-    total = sum(stages)
+        config = config.with_iterations(args.iterations)
+    total = config.iterations
 
     bar = _progress_bar(total)
 
@@ -220,11 +219,8 @@ def _run_invert(args) -> int:
     start = time.perf_counter()
     try:
         result = invert(rep, code, shape=tuple(x0.shape), key=jax.random.PRNGKey(args.seed),
-                        samples=args.samples, lambda_tv=settings["lambda_tv"],
-                        beta=settings["beta"], lambda_alpha=settings["lambda_alpha"],
-                        learning_rate=settings["learning_rate"], stages=stages,
-                        callback=progress, callback_every=max(1, total // 100),
-                        **_beyond_the_paper(args))
+                        samples=args.samples, config=config, progress=progress,
+                        **_beyond_the_paper(args, config))
     finally:
         if bar is not None:
             bar.close()
@@ -234,9 +230,8 @@ def _run_invert(args) -> int:
                          "--learning-rate or --lambda-alpha")
 
     tiles = [np.asarray(rep.deprocess(x0))]
-    if registry.is_hog(rep):
-        from jinvert.hog_render import render_hog
-        tiles.append(np.asarray(render_hog(code)))
+    if rep.render is not None:  # a picture of the code (HOG's glyphs)
+        tiles.append(np.asarray(rep.render(code)))
     tiles += [np.asarray(rep.deprocess(x)) for x in result.images]
     im.save_image(out, im.montage(tiles, height=tiles[0].shape[0]))
 
@@ -262,15 +257,18 @@ def _run_weights(args) -> int:
     return 0
 
 
-def _beyond_the_paper(args) -> dict:
+def _beyond_the_paper(args, config) -> dict:
     """invert()'s optional parameterisation, transforms and optimiser."""
+    import optax
+
     from jinvert.parameterizations import fourier
     from jinvert.transforms import jitter
     if args.jitter < 0:
         raise ValueError(f"--jitter must be 0 or more pixels, got {args.jitter}")
     return dict(parameterization=fourier() if args.parameterization == "fourier" else None,
                 transforms=jitter(args.jitter) if args.jitter else None,
-                optimizer="adam" if args.optimizer == "adam" else None)
+                optimizer=optax.adam(config.learning_rate) if args.optimizer == "adam"
+                else None)
 
 
 def main(argv=None) -> int:

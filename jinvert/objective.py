@@ -134,21 +134,63 @@ def with_priors(data: Array, u: Array, *, lambda_alpha: float, alpha: float,
     return {"data": data, "alpha": a, "tv": v, "total": data + a + v}
 
 
-def objective(rep, image: Array, reference: Array, mask: Array | None = None,
-              *, lambda_alpha: float = 2.16e8, alpha: float = 6.0,
-              lambda_tv: float = 5.0, beta: float = 2.0) -> dict[str, Array]:
-    """The terms of eq. 3 for an input-space image (convenience wrapper).
+def batch_terms(phi: Callable[[Array], Array], u: Array, reference: Array, mask: Array,
+                reference_norm2: Array, *, sigma, lambda_alpha, alpha: float, lambda_tv,
+                beta: float, seen: Array | None = None) -> dict[str, Array]:
+    """The terms of eq. 3 for a ``(B, S)`` batch: what :func:`jinvert.invert`
+    minimises (its step differentiates the sum of ``total``).
 
     Args:
-      rep: a :class:`jinvert.Representation` (uses ``rep.apply``, ``rep.sigma``).
+      phi: Φ of a batch, ``(N, H, W, C) -> (N, *code)`` (``rep.batch_apply``).
+      u: normalised images ``x/σ``, ``(B, S, H, W, C)`` float32 (S samples
+        of each of B codes).
+      reference: Φ0 of each code, ``(B, *code)``; mask: 0/1 of the same
+        shape; reference_norm2: ||M ⊙ Φ0||², ``(B,)``.
+      sigma, lambda_alpha, lambda_tv: σ (input-space units) and the λ
+        (scalars, may be traced); alpha, beta: α and β (Python numbers).
+      seen: the images the data term sees, as ``u`` (e.g. jittered copies);
+        default ``u``. The priors always judge ``u``.
+
+    Returns:
+      dict ``{"data", "alpha", "tv", "total"}`` of ``(B, S)`` arrays, the
+      priors with their λ, ``total`` = E.
+    """
+    seen = u if seen is None else seen
+    shape = u.shape[2:]
+    codes = phi((sigma * seen).reshape((-1,) + tuple(shape)))
+    codes = codes.reshape(u.shape[:2] + codes.shape[1:])
+    data = jax.vmap(jax.vmap(data_term, in_axes=(0, None, None, None)))(
+        codes, reference, mask, reference_norm2)
+    return jax.vmap(jax.vmap(lambda d, v: with_priors(
+        d, v, lambda_alpha=lambda_alpha, alpha=alpha, lambda_tv=lambda_tv, beta=beta)))(data, u)
+
+
+def objective(rep, image: Array, reference: Array, mask: Array | None = None, *,
+              config=None) -> dict[str, Array]:
+    """E(x) of eq. 3 for one input-space image, exactly as :func:`jinvert.invert`
+    computes it (same settings, same size conversion, same function).
+
+    Args:
+      rep: a :class:`jinvert.Representation` (its ``batch_apply``, ``sigma``,
+        ``defaults``).
       image: ``(H, W, C)`` in the representation's input space (x, not u).
-      reference: Φ0; mask: optional mask; λ, α, β: as :func:`energy_terms`.
+      reference: Φ0, the code of one image; mask: optional 0/1 mask over it.
+      config: a :class:`jinvert.Config` (default ``rep.defaults``), sized
+        to the image by :meth:`jinvert.Config.sized` unless its ``sigma``
+        is set; u = x/σ.
 
     Returns:
       dict ``{"data", "alpha", "tv", "total"}`` of scalars.
     """
-    sigma = float(rep.sigma)
-    return energy_terms(rep.apply, jnp.asarray(image, jnp.float32) / sigma,
-                        jnp.asarray(reference, jnp.float32), mask, sigma=sigma,
-                        lambda_alpha=lambda_alpha, alpha=alpha,
-                        lambda_tv=lambda_tv, beta=beta)
+    image = jnp.asarray(image, jnp.float32)
+    config = (rep.defaults if config is None else config).sized(image.shape, rep.sigma)
+    reference = jnp.asarray(reference, jnp.float32)[None]
+    m = jnp.ones_like(reference) if mask is None else (jnp.asarray(mask) != 0).astype(
+        jnp.float32).reshape(reference.shape)
+    norm2 = jnp.sum((m * reference) ** 2, axis=tuple(range(1, reference.ndim)))
+    sigma = jnp.float32(config.sigma)
+    terms = batch_terms(rep.batch_apply, (image / sigma)[None, None], reference, m, norm2,
+                        sigma=sigma, lambda_alpha=jnp.float32(config.lambda_alpha),
+                        alpha=config.alpha, lambda_tv=jnp.float32(config.lambda_tv),
+                        beta=config.beta)
+    return {k: v[0, 0] for k, v in terms.items()}

@@ -33,9 +33,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinvert.optimize import initial_noise
-
 Array = jax.Array
+
+
+def initial_noise(key, shape) -> Array:
+    """The paper's starting point: Gaussian noise with unit Euclidean norm per image.
+
+    Args:
+      key: a ``jax.random`` key.
+      shape: ``(*batch, H, W, C)``; each trailing ``(H, W, C)`` image is
+        normalised on its own.
+
+    Returns:
+      float32 array of ``shape`` in the normalised space u = x/σ (the
+      reference's ``x = randn; x = x/norm(x)·σ``).
+    """
+    noise = jax.random.normal(key, tuple(shape), jnp.float32)
+    norms = jnp.sqrt(jnp.sum(noise ** 2, axis=(-3, -2, -1), keepdims=True))
+    return noise / norms
 
 #: Colour decorrelation for 3-channel images: M = U·√S of the SVD
 #: C = U·S·Uᵀ of the RGB covariance of pixels in [0, 1], divided by the
@@ -60,7 +75,7 @@ def _norm(tree) -> Array:
 class Pixels:
     """The paper's parameterisation: the parameters are u itself.
 
-    ``init`` is :func:`jinvert.optimize.initial_noise` (Gaussian noise of
+    ``init`` is :func:`initial_noise` (Gaussian noise of
     unit norm); ``render`` is the identity.
     """
 

@@ -71,7 +71,3 @@ def resolve_representation(name: str, weights=None):
         return module.from_spec(layer)
     raise ValueError(f"unknown representation {raw!r}; valid names: {valid}")
 
-
-def is_hog(rep) -> bool:
-    """Whether ``rep`` is a HOG variant (its code can be drawn as glyphs)."""
-    return str(getattr(rep, "name", "")).lower().split(":")[0] in ("hog", "hogb")

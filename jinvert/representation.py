@@ -10,11 +10,13 @@ inversion defaults for it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jinvert.config import Config
 
 Array = jax.Array
 
@@ -43,9 +45,10 @@ class Representation:
         CNN), else ``None``.
       sigma: σ of the paper, the average Euclidean norm of natural images in
         the input space; the optimiser works on x/σ.
-      defaults: the paper's inversion settings for this representation, as
-        keyword arguments of :func:`jinvert.invert` (``lambda_tv``, ``beta``,
-        ``lambda_alpha``, ``alpha``, ``learning_rate``, ``stages``).
+      defaults: the paper's inversion settings for this representation, a
+        :class:`jinvert.Config` (what :func:`jinvert.invert` uses unless
+        given another). A mapping is turned into ``Config().replace(**it)``
+        (an unknown setting raises).
       validate: optional check of a concrete input-space image
         ``(H, W, C)``; raises ``ValueError`` with a message for people.
       apply_batch: optional Φ of a batch, ``(N, H, W, C) -> (N, *code)``,
@@ -53,6 +56,9 @@ class Representation:
         convolutions image by image, see :func:`jinvert.alexnet`). When
         ``None``, :meth:`batch_apply` is ``vmap(apply)`` (``apply`` alone
         for a batch of one).
+      render: optional picture of a code, ``code -> (h, w[, 3])`` float in
+        [0, 1] (HOG's glyphs, :func:`jinvert.render_hog`); ``None`` when the
+        code has no picture of its own.
     """
 
     name: str
@@ -63,9 +69,14 @@ class Representation:
     channels: int
     input_size: tuple[int, int] | None = None
     sigma: float = PAPER_SIGMA
-    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    defaults: Config = dataclasses.field(default_factory=Config)
     validate: Callable[[Any], None] | None = None
     apply_batch: Callable[[Array], Array] | None = None
+    render: Callable[[Any], Any] | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.defaults, Config):
+            object.__setattr__(self, "defaults", Config().replace(**dict(self.defaults or {})))
 
     def batch_apply(self, x: Array) -> Array:
         """Φ of a batch ``(N, H, W, C) -> (N, *code)`` (``apply_batch``, or

@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jinvert.config import Config
+
 from jinvert.representations import alexnet as A
 
 
@@ -329,13 +331,13 @@ def test_layer_names_and_unknown_layer(params):
 
 def test_paper_defaults():
     d = A.paper_defaults("relu1")
-    assert d == {"lambda_tv": 0.5, "beta": 2.0, "lambda_alpha": 2.16e8, "alpha": 6.0,
-                 "learning_rate": 0.004, "stages": (100, 200, 100)}
-    assert A.paper_defaults("norm1")["lambda_tv"] == 0.5      # layer 4
-    assert A.paper_defaults("mpool2")["lambda_tv"] == 5.0     # layer 7
-    assert A.paper_defaults("relu4")["lambda_tv"] == 5.0      # layer 12
-    assert A.paper_defaults("conv5")["lambda_tv"] == 50.0     # layer 13
-    assert A.paper_defaults("fc8")["lambda_tv"] == 50.0
+    assert d == Config(lambda_tv=0.5, beta=2.0, lambda_alpha=2.16e8, alpha=6.0,
+                       learning_rate=0.004, stages=(100, 200, 100))
+    assert A.paper_defaults("norm1").lambda_tv == 0.5      # layer 4
+    assert A.paper_defaults("mpool2").lambda_tv == 5.0     # layer 7
+    assert A.paper_defaults("relu4").lambda_tv == 5.0      # layer 12
+    assert A.paper_defaults("conv5").lambda_tv == 50.0     # layer 13
+    assert A.paper_defaults("fc8").lambda_tv == 50.0
 
 
 def test_receptive_field_matches_gradient_support(params):
@@ -392,7 +394,7 @@ def test_from_spec_without_weights_explains(monkeypatch):
     assert "imagenet-caffe-ref.mat" in str(err.value)
     with pytest.warns(UserWarning, match="random"):
         rep = A.from_spec("alexnet:pool5", "random")
-    assert rep.name == "alexnet:mpool5" and rep.defaults["lambda_tv"] == 50.0
+    assert rep.name == "alexnet:mpool5" and rep.defaults.lambda_tv == 50.0
 
 
 def test_random_params_reproducible_and_scaled(params, tv_params):

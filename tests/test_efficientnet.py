@@ -272,14 +272,14 @@ def test_balancing_reproduces_the_paper_and_bands():
     la1, lv1 = E.balanced_lambdas(E.SIGMA * 128, 128.0)
     la2, lv2 = E.balanced_lambdas()
     assert la1 == pytest.approx(la2) and lv1 == pytest.approx(lv2)
-    bands = [E.layer_defaults(layer)["lambda_tv"] for layer in E.LAYERS]
+    bands = [E.layer_defaults(layer).lambda_tv for layer in E.LAYERS]
     assert bands[:6] == [bands[0]] * 6 and bands[6:12] == [bands[6]] * 6 and bands[12:] == [bands[12]] * 8
     assert bands[6] == pytest.approx(10 * bands[0]) and bands[12] == pytest.approx(100 * bands[0])
     d = E.layer_defaults("block3")
-    assert d["beta"] == 2 and d["alpha"] == 6 and 0.4 < d["lambda_tv"] < 0.6
-    assert 1.5e8 < d["lambda_alpha"] < 3e8
-    assert set(d) == {"lambda_tv", "beta", "lambda_alpha", "alpha", "learning_rate", "stages"}
-    assert E.layer_defaults("logits")["learning_rate"] < d["learning_rate"]
+    assert d.beta == 2 and d.alpha == 6 and 0.4 < d.lambda_tv < 0.6
+    assert 1.5e8 < d.lambda_alpha < 3e8
+    assert d.stages == (100, 200, 100)
+    assert E.layer_defaults("logits").learning_rate < d.learning_rate
 
 
 # ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from jax import enable_x64
 
 from _toy import toy_image, toy_rep
+from jinvert import Config, invert
 from jinvert.masks import central_mask, group_mask
 from jinvert.objective import (alpha_norm, data_term, energy_terms, objective,
                                total_variation)
@@ -82,7 +83,9 @@ def test_terms_dict_and_wrapper_agree():
     rep = toy_rep()
     x = jnp.asarray(toy_image((16, 16, 1)))
     ref = rep.apply(x + 10.0 * jnp.sin(jnp.arange(16.0))[:, None, None])
-    terms = objective(rep, x, ref, lambda_alpha=2.16e8, alpha=6, lambda_tv=5, beta=2)
+    # σ given: the λ are used as given (no conversion to the image size).
+    config = Config(lambda_alpha=2.16e8, alpha=6, lambda_tv=5, beta=2, sigma=rep.sigma)
+    terms = objective(rep, x, ref, config=config)
     assert set(terms) == {"data", "alpha", "tv", "total"}
     u = x / rep.sigma
     assert float(terms["alpha"]) == pytest.approx(2.16e8 * float(jnp.sum(u ** 6)), rel=1e-4)
@@ -93,6 +96,23 @@ def test_terms_dict_and_wrapper_agree():
         float(terms["data"] + terms["alpha"] + terms["tv"]), rel=1e-6)
     # The data term is 0 at the image itself.
     assert float(objective(rep, x, rep.apply(x))["data"]) < 1e-10
+
+
+def test_objective_is_what_invert_minimises():
+    rep = toy_rep()
+    x0 = jnp.asarray(toy_image((16, 16, 1)))
+    ref = np.asarray(rep.apply(x0))
+    mask = central_mask(ref.shape, 4)
+    # One iteration at learning rate 0: the returned image is the start,
+    # and the history holds E at it, at rep.defaults sized to 16×16.
+    config = rep.defaults.replace(stages=(1,), learning_rate=0.0)
+    r = invert(rep, ref, key=jax.random.PRNGKey(0), shape=(16, 16), mask=mask, config=config)
+    terms = objective(rep, r.images[0], ref, mask, config=config)
+    for name in ("data", "alpha", "tv", "total"):
+        assert float(terms[name]) == pytest.approx(float(r.history[name][0, 0]), rel=1e-5)
+    # And without a config it uses rep.defaults the same way.
+    default = objective(rep, r.images[0], ref, mask)
+    assert float(default["alpha"]) == pytest.approx(float(terms["alpha"]), rel=1e-6)
 
 
 def test_masked_out_code_does_not_matter():

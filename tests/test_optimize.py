@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 
 from _toy import toy_image, toy_rep
+from jinvert.config import Config
 from jinvert.masks import central_mask
-from jinvert.optimize import initial_noise, invert, rescale_stages
+from jinvert.optimize import invert
+from jinvert.parameterizations import initial_noise
 
 REP = toy_rep()
 X0 = toy_image((16, 16, 1))
 CODE = np.asarray(REP.apply(jnp.asarray(X0)))
-FAST = dict(shape=(16, 16), learning_rate=0.004, stages=(30, 30), lambda_alpha=2e3,
-            lambda_tv=0.5)
+CONFIG = Config(learning_rate=0.004, stages=(30, 30), lambda_alpha=2e3, lambda_tv=0.5)
+FAST = dict(shape=(16, 16), config=CONFIG)
 
 
 def test_loss_falls_and_shapes():
@@ -31,7 +33,7 @@ def test_loss_falls_and_shapes():
     np.testing.assert_allclose(r.codes[1], REP.apply(r.images[1]), rtol=1e-4, atol=1e-3)
     # The history's data term is ||Φ−Φ0||²/||Φ0||² of the iterates.
     assert float(r.history["data"][0, -1]) < 0.1
-    assert r.settings["stages"] == (30, 30) and r.settings["samples"] == 3
+    assert r.config.stages == (30, 30) and r.config.sigma is not None
 
 
 def test_same_key_same_result_other_key_other_result():
@@ -90,10 +92,10 @@ def test_momentum_reset_matches_reference_update():
                          preprocess_fn=lambda im: im, deprocess_fn=lambda x: x,
                          channels=1, sigma=500.0)
     code = toy_image((8, 8, 1), seed=4) / 4.0
-    settings = dict(shape=(8, 8), learning_rate=0.02, stages=(6, 6, 6),
-                    lambda_alpha=30.0, alpha=6.0, lambda_tv=0.05, beta=2.0)
+    config = Config(learning_rate=0.02, stages=(6, 6, 6), lambda_alpha=30.0, alpha=6.0,
+                    lambda_tv=0.05, beta=2.0, sigma=500.0)
     key = jax.random.PRNGKey(3)
-    ours = np.asarray(invert(rep, code, key=key, sigma=500.0, **settings).images[0])
+    ours = np.asarray(invert(rep, code, key=key, shape=(8, 8), config=config).images[0])
     u0 = np.asarray(initial_noise(key, (1, 1, 8, 8, 1))[0, 0])
     assert np.linalg.norm(u0) == pytest.approx(1.0, rel=1e-5)
     args = (u0, code, 500.0, 0.02, (6, 6, 6), 30.0, 6.0, 0.05)
@@ -131,15 +133,18 @@ def test_compiled_program_is_reused():
     invert(rep, code, key=jax.random.PRNGKey(0), **FAST)
     n = len(traces)
     assert n > 0
-    invert(rep, code, key=jax.random.PRNGKey(1), **dict(FAST, learning_rate=0.01,
-                                                         lambda_tv=2.0))
+    invert(rep, code, key=jax.random.PRNGKey(1), shape=(16, 16),
+           config=CONFIG.replace(learning_rate=0.01, lambda_tv=2.0))
     invert(rep, code * 1.5, key=jax.random.PRNGKey(2), **FAST)
     assert len(traces) == n  # new key, λ, learning rate, code: no retrace
     # Nor does another number of iterations recompile the step.
     from jinvert.optimize import _programs
     step = _programs(rep, (16, 16, 1), 1).step
     compiled = step._cache_size()
-    invert(rep, code, key=jax.random.PRNGKey(3), **dict(FAST, stages=(7, 3, 11)))
+    # (The paper's optimiser keeps its schedule in its state: the number of
+    # stages is the state's shape, the iterations and rates its values.)
+    invert(rep, code, key=jax.random.PRNGKey(3), shape=(16, 16),
+           config=CONFIG.replace(stages=(7, 11)))
     assert step._cache_size() == compiled and len(traces) == n
 
 
@@ -165,18 +170,25 @@ def test_large_closed_over_arrays_become_arguments():
 
 def test_callback_reports_progress():
     calls = []
-    r = invert(REP, CODE, key=jax.random.PRNGKey(0), samples=2,
-               callback=lambda i, n, t: calls.append((i, n, t)), callback_every=25, **FAST)
-    assert [c[0] for c in calls] == [25, 50, 60]
-    assert all(c[1] == 60 for c in calls)
+    r = invert(REP, CODE, key=jax.random.PRNGKey(0), samples=2, shape=(16, 16),
+               progress=lambda i, n, t: calls.append((i, n, t)),
+               config=CONFIG.replace(stages=(150, 100)))
+    # About every 1 % of the iterations (here 2), and the last.
+    assert [c[0] for c in calls] == list(range(2, 251, 2))
+    assert all(c[1] == 250 for c in calls)
     assert set(calls[-1][2]) == {"data", "alpha", "tv", "total"}
-    last = float(np.mean(np.asarray(r.history["total"])[:, 59]))
+    last = float(np.mean(np.asarray(r.history["total"])[:, 249]))
     assert calls[-1][2]["total"] == pytest.approx(last, rel=1e-5)
 
 
 def test_total_variation_beta_one_runs_finite():
-    r = invert(REP, CODE, key=jax.random.PRNGKey(0), beta=1.0, **FAST)
+    r = invert(REP, CODE, key=jax.random.PRNGKey(0), shape=(16, 16),
+               config=CONFIG.replace(beta=1.0))
     assert np.all(np.isfinite(np.asarray(r.images)))
+
+
+def rescale_stages(stages, n):
+    return Config(stages=stages).with_iterations(n).stages
 
 
 def test_rescale_stages():
@@ -197,10 +209,19 @@ def test_rescale_stages():
     (np.ones((7, 7, 6)), {"mask": np.ones((7, 7))}, "mask"),
     (np.ones((7, 7, 6)), {"stages": ()}, "stages"),
     (np.ones((7, 7, 6)), {"learning_rate": -1.0}, "learning_rate"),
+    (np.ones((7, 7, 6)), {"lambda_V": 1.0}, "unknown setting"),
+    (np.ones((7, 7, 6)), {"config": {"lambda_tv": 1.0}}, "Config"),
+    (np.ones((7, 7, 6)), {"optimizer": "adam"}, "optax"),
+    (np.ones((7, 7, 6)), {"key": jax.random.split(jax.random.PRNGKey(0), 3)}, "key"),
 ])
 def test_bad_input_raises_one_line(code, kwargs, message):
+    kwargs = dict(kwargs)
+    settings = {k: kwargs.pop(k) for k in list(kwargs)
+                if k not in ("samples", "mask", "config", "optimizer", "key")}
+    kwargs.setdefault("key", jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match=message) as info:
-        invert(REP, code, shape=(16, 16), key=jax.random.PRNGKey(0), **kwargs)
+        invert(REP, code, shape=(16, 16), **kwargs,
+               **({"config": REP.defaults.replace(**settings)} if settings else {}))
     assert "\n" not in str(info.value)
 
 
@@ -210,37 +231,76 @@ def test_shape_required_for_flexible_rep():
 
 
 def test_size_adjusted_is_identity_at_paper_size_and_per_pixel_invariant():
-    from jinvert.optimize import size_adjusted
     from jinvert.objective import alpha_norm
 
-    rep = toy_rep(sigma=27100.0)
-    s = dict(lambda_alpha=2.16e8, alpha=6.0, lambda_tv=5.0, beta=2.0)
-    sigma, same = size_adjusted(rep, (227, 227, 3), s)
-    assert sigma == pytest.approx(27100.0) and same["lambda_alpha"] == pytest.approx(2.16e8)
-    sigma, small = size_adjusted(rep, (57, 113, 1), s)
+    s = Config(lambda_alpha=2.16e8, alpha=6.0, lambda_tv=5.0, beta=2.0)
+    same = s.sized((227, 227, 3), 27100.0)
+    assert same.sigma == pytest.approx(27100.0) and same.lambda_alpha == pytest.approx(2.16e8)
+    small = s.sized((57, 113, 1), 27100.0)
+    sigma = small.sigma
     assert sigma == pytest.approx(27100.0 * np.sqrt(57 * 113 / (3 * 227 ** 2)))
     # The α prior of a constant image has the same total as on a paper-size
     # image (so it is balanced against the normalised data term as there).
     big = 2.16e8 * float(alpha_norm(jnp.full((227, 227, 3), 50.0) / 27100.0, 6.0))
-    little = small["lambda_alpha"] * float(alpha_norm(jnp.full((57, 113, 1), 50.0) / sigma,
-                                                      6.0))
+    little = small.lambda_alpha * float(alpha_norm(jnp.full((57, 113, 1), 50.0) / sigma, 6.0))
     assert little == pytest.approx(big, rel=1e-4)
-    assert small["lambda_tv"] == pytest.approx(5.0)  # β = 2: no change
+    assert small.lambda_tv == pytest.approx(5.0)  # β = 2: no change
+    # A Config whose σ is set is not converted again.
+    assert small.sized((9, 9, 1), 1.0) == small
 
 
 def test_invert_applies_size_adjustment_unless_sigma_given():
-    from jinvert.optimize import size_adjusted, resolve_settings
     shape = (24, 20, 1)
     code = REP.apply(jnp.asarray(toy_image(shape, seed=3)))
-    auto = invert(REP, code, shape=shape, key=jax.random.PRNGKey(0), stages=(3,))
-    sigma, settings = size_adjusted(REP, shape, resolve_settings(REP))
-    assert auto.settings["sigma"] == pytest.approx(sigma)
-    assert auto.settings["lambda_alpha"] == pytest.approx(settings["lambda_alpha"])
+    config = REP.defaults.replace(stages=(3,))
+    auto = invert(REP, code, shape=shape, key=jax.random.PRNGKey(0), config=config)
+    sized = config.sized(shape, REP.sigma)
+    assert auto.config == sized
+    assert auto.config.lambda_alpha == pytest.approx(sized.lambda_alpha)
     # The starting noise has the paper's amplitude per value: σ/√(227·227·3).
     start = invert(REP, code, shape=shape, key=jax.random.PRNGKey(0),
-                   stages=(1,), learning_rate=0.0)
+                   config=config.replace(stages=(1,), learning_rate=0.0))
     rms = float(jnp.sqrt(jnp.mean(start.images ** 2)))
     assert rms == pytest.approx(REP.sigma / np.sqrt(227 * 227 * 3), rel=1e-3)
-    manual = invert(REP, code, shape=shape, key=jax.random.PRNGKey(0), stages=(3,),
-                    sigma=REP.sigma)
-    assert manual.settings["sigma"] == pytest.approx(REP.sigma)
+    manual = invert(REP, code, shape=shape, key=jax.random.PRNGKey(0),
+                    config=config.replace(sigma=REP.sigma))
+    assert manual.config.sigma == pytest.approx(REP.sigma)
+    assert manual.config.lambda_alpha == config.lambda_alpha
+
+
+def test_config_is_frozen_hashable_and_rejects_unknown_settings():
+    a, b = Config(), Config(stages=[200, 200, 200, 200])
+    assert a == b and hash(a) == hash(b) and b.stages == (200, 200, 200, 200)
+    with pytest.raises(Exception):
+        a.lambda_tv = 1.0
+    with pytest.raises(ValueError, match="unknown setting"):
+        a.replace(lambda_V=1.0)
+    assert a.replace(lambda_tv=None) == a  # None keeps a setting
+    assert a.iterations == 800 and a.with_iterations(100).stages == (25, 25, 25, 25)
+    with pytest.raises(ValueError):
+        Config(sigma=-1.0)
+    # A Representation's defaults given as a mapping become a Config, and
+    # an unknown key raises instead of being dropped.
+    assert isinstance(REP.defaults, Config) and REP.defaults.lambda_tv == 0.5
+    from dataclasses import replace
+    with pytest.raises(ValueError, match="unknown setting"):
+        replace(REP, defaults={"lambda_TV": 1.0})
+
+
+def test_per_code_keys_match_single_runs():
+    other = np.asarray(REP.apply(jnp.asarray(toy_image((16, 16, 1), seed=9))))
+    keys = jnp.stack([jax.random.PRNGKey(11), jax.random.PRNGKey(12)])
+    both = invert(REP, np.stack([CODE, other]), key=keys, samples=2, **FAST)
+    alone = invert(REP, other[None], key=keys[1:], samples=2, **FAST)
+    np.testing.assert_allclose(both.images[1], alone.images[0], rtol=1e-5, atol=1e-3)
+
+
+def test_progress_bar_and_lines(capsys):
+    invert(REP, CODE, key=jax.random.PRNGKey(0), progress=True, **FAST)
+    err = capsys.readouterr().err
+    # No terminal here: plain lines about every 10 %, after compiling.
+    lines = [l for l in err.splitlines() if l.startswith("jinvert:")]
+    assert "compiling" in lines[0] and "60/60" in lines[-1] and 8 <= len(lines) <= 12
+    invert(REP, CODE, key=jax.random.PRNGKey(0), progress=False, **FAST)
+    invert(REP, CODE, key=jax.random.PRNGKey(0), **FAST)  # not watched: silent
+    assert capsys.readouterr().err == ""

@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from _toy import toy_image, toy_rep
+from jinvert.config import Config
 from jinvert.metrics import ssim
 from jinvert.optimize import invert
 from jinvert.parameterizations import (COLOUR_DECORRELATION, deep_image_prior, fourier,
@@ -19,17 +20,19 @@ from jinvert.transforms import compose, jitter
 REP = toy_rep()
 X0 = toy_image((16, 16, 1))
 CODE = np.asarray(REP.apply(jnp.asarray(X0)))
-FAST = dict(shape=(16, 16), learning_rate=0.004, stages=(15, 15), lambda_alpha=2e3,
-            lambda_tv=0.5)
+CONFIG = Config(learning_rate=0.004, stages=(15, 15), lambda_alpha=2e3, lambda_tv=0.5)
+FAST = dict(shape=(16, 16), config=CONFIG)
+# Reused objects: a transformation's update keys the compiled step.
+ADAM = optax.adam(1e-3)
+ADAM_DIP = optax.adam(1e-2)
 
 PARAMETERIZATIONS = [pixels(), fourier(), fourier(decorrelate=False, decay=0.5),
                      deep_image_prior(channels=2, depth=1)]
 OPTIONS = {
     "jitter": dict(transforms=jitter(2)),
     "fourier": dict(parameterization=fourier()),
-    "adam": dict(optimizer="adam", learning_rate=1e-3),
-    "dip": dict(parameterization=deep_image_prior(channels=2, depth=1), optimizer="adam",
-                learning_rate=1e-2),
+    "adam": dict(optimizer=ADAM),
+    "dip": dict(parameterization=deep_image_prior(channels=2, depth=1), optimizer=ADAM_DIP),
 }
 
 
@@ -121,7 +124,8 @@ def test_default_path_unchanged_with_explicit_pixels():
     kw = dict(key=jax.random.PRNGKey(5), samples=2, **FAST)
     a = invert(REP, CODE, **kw)
     b = invert(REP, CODE, parameterization=pixels(), **kw)
-    c = invert(REP, CODE, parameterization=pixels(), transforms=None, optimizer=None, **kw)
+    c = invert(REP, CODE, parameterization=pixels(), transforms=None,
+               optimizer=CONFIG.optimizer(), **kw)
     for other in (b, c):
         np.testing.assert_array_equal(a.images, other.images)
         for k in a.history:
@@ -161,7 +165,7 @@ def test_jitter_changes_the_result_and_zero_jitter_does_not():
 def test_user_optax_transformation_is_used():
     kw = dict(key=jax.random.PRNGKey(5), **FAST)
     still = invert(REP, CODE, optimizer=optax.sgd(0.0), **kw)
-    start = invert(REP, CODE, stages=(1,), **{k: v for k, v in kw.items() if k != "stages"},
+    start = invert(REP, CODE, **dict(kw, config=CONFIG.replace(stages=(1,))),
                    optimizer=optax.sgd(0.0))
     # lr 0: the image stays the initial noise, whatever the stages say.
     np.testing.assert_array_equal(still.images, start.images)

@@ -30,7 +30,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jinvert import images as im
-from jinvert import optimize
+from jinvert import invert
+from jinvert.config import Config
 
 #: scikit-image's bundled photos used when no --images folder is given
 #: (``skimage.data.horse`` is left out: a binary silhouette, not a photo).
@@ -126,31 +127,28 @@ def device_mesh() -> Mesh:
     return Mesh(np.asarray(jax.local_devices()), ("batch",))
 
 
-def settings_for(rep, *, iterations: int | None = None, **overrides) -> dict[str, Any]:
-    """The inversion settings (``jinvert.optimize.resolve_settings``), with the
-    rep's learning-rate schedule rescaled to ``iterations`` in total."""
-    settings = optimize.resolve_settings(rep, **overrides)
-    if iterations:
-        settings["stages"] = optimize.rescale_stages(settings["stages"], iterations)
-    return settings
+def config_for(rep, *, iterations: int | None = None, **overrides) -> Config:
+    """``rep.defaults`` with ``overrides`` (settings of :class:`jinvert.Config`;
+    ``None`` keeps one) and the schedule rescaled to ``iterations`` in total."""
+    config = rep.defaults.replace(**overrides)
+    return config.with_iterations(iterations) if iterations else config
 
 
-def invert_batch(rep, codes: np.ndarray, keys, *, settings: dict, samples: int = 1,
-                 masks: np.ndarray | None = None, shape=None,
-                 sigma: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def invert_batch(rep, codes: np.ndarray, keys, *, config: Config, samples: int = 1,
+                 masks: np.ndarray | None = None,
+                 shape=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Invert a batch of codes at once, sharded over every local device.
 
     Args:
       rep: the representation.
       codes: ``(B, *code_shape)`` float, Φ0 of B images.
       keys: ``(B,)`` stacked ``jax.random`` keys (see :func:`image_key`).
-      settings: from :func:`settings_for`.
+      config: from :func:`config_for` (σ and the λ converted to ``shape`` by
+        :meth:`jinvert.Config.sized` unless its ``sigma`` is set).
       samples: reconstructions per code, from independent random starts.
       masks: optional ``(B, *code_shape)`` (or one code's shape) 0/1 masks.
       shape: ``(H, W, C)`` of the reconstructions (default rep's input size
         with its channels, or 227 × 227).
-      sigma: σ (default: ``rep.sigma`` and the λ converted to ``shape`` by
-        :func:`jinvert.optimize.size_adjusted`, as :func:`jinvert.invert`).
 
     Returns:
       ``(images, codes, final_energy)``: float32 ``(B, samples, H, W, C)``
@@ -164,9 +162,6 @@ def invert_batch(rep, codes: np.ndarray, keys, *, settings: dict, samples: int =
     masks = np.broadcast_to(np.asarray(masks, np.float32), codes.shape)
     if shape is None:
         shape = tuple(input_shape(rep)) + (int(rep.channels),)
-    if sigma is None:  # the paper's σ and λ converted to this size, as invert() does
-        sigma, settings = optimize.size_adjusted(rep, shape, settings)
-    sigma = float(sigma)
     keys = jnp.asarray(keys)
 
     mesh = device_mesh()
@@ -178,17 +173,13 @@ def invert_batch(rep, codes: np.ndarray, keys, *, settings: dict, samples: int =
         take = np.concatenate([np.arange(b), np.full(pad, b - 1)])
         codes, masks, keys = codes[take], masks[take], keys[take]
     batch = NamedSharding(mesh, PartitionSpec("batch"))
-    # The library's own loop, with one key per code (each code's result
-    # does not depend on the batch it was run in).
-    images, out_codes, history = optimize._run(
-        rep, jax.device_put(keys, batch), jax.device_put(codes, batch),
-        jax.device_put(np.ascontiguousarray(masks), batch), sigma,
-        *(float(settings[k]) for k in ("lambda_alpha", "lambda_tv", "learning_rate",
-                                       "momentum")),
-        shape=tuple(shape), samples=samples, stages=tuple(settings["stages"]),
-        alpha=float(settings["alpha"]), beta=float(settings["beta"]), per_code_keys=True)
-    images, out_codes, energy = (np.array(a)[:b] for a in (images, out_codes,
-                                                            history["total"]))
+    # One key per code: each code's result does not depend on the batch it
+    # was run in. invert keeps the sharding of its inputs.
+    result = invert(rep, jax.device_put(codes, batch), key=jax.device_put(keys, batch),
+                    mask=jax.device_put(np.ascontiguousarray(masks), batch),
+                    shape=tuple(shape), samples=samples, config=config, progress=False)
+    images, out_codes, energy = (np.array(a)[:b] for a in (result.images, result.codes,
+                                                            result.history["total"]))
     return images, out_codes, energy[..., -1]
 
 
@@ -242,7 +233,7 @@ def default_batch_size() -> int:
 
 
 def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str,
-                   settings: dict, key, samples: int = 1, batch_size: int | None = None,
+                   config: Config, key, samples: int = 1, batch_size: int | None = None,
                    save_dir: str | None = None, log: Callable[[str], None] = print) -> None:
     """Invert every photo not yet in ``store`` under ``tag``, batch by batch.
 
@@ -263,7 +254,7 @@ def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str
         refs = compute_codes(rep, xs)
         attempts = np.zeros(len(group), int)
         keys = jnp.stack([image_key(key, p.name) for p in group])
-        recon, codes, energy = invert_batch(rep, refs, keys, settings=settings,
+        recon, codes, energy = invert_batch(rep, refs, keys, config=config,
                                             samples=samples, shape=xs.shape[1:])
         # At the paper's learning rate a few random starts diverge (the HOG
         # data term's gradient can blow up near flat regions; seen on
@@ -275,7 +266,7 @@ def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str
                 break
             retry_keys = jnp.stack([jax.random.fold_in(image_key(key, group[i].name), attempt)
                                     for i in bad])
-            r2, c2, e2 = invert_batch(rep, refs[bad], retry_keys, settings=settings,
+            r2, c2, e2 = invert_batch(rep, refs[bad], retry_keys, config=config,
                                       samples=samples, shape=xs.shape[1:])
             recon[bad], codes[bad], energy[bad] = r2, c2, e2
             attempts[bad] = attempt
@@ -343,7 +334,7 @@ def panel(path: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
     return im.to_rgb(picture)
 
 
-def reconstruct(rep, photo: Photo, key, *, settings: dict, samples: int = 1,
+def reconstruct(rep, photo: Photo, key, *, config: Config, samples: int = 1,
                 mask=None) -> np.ndarray:
     """Reconstructions of one photo as pictures in [0, 1]:
     ``(samples, H, W, 3)`` (via :func:`invert_batch`, so sharded too)."""
@@ -355,7 +346,7 @@ def reconstruct(rep, photo: Photo, key, *, settings: dict, samples: int = 1,
         # A diverged start (NaN) is restarted from fresh noise, as in run_inversions.
         k = image_key(key, photo.name)
         k = jax.random.fold_in(k, attempt) if attempt else k
-        recon, _, _ = invert_batch(rep, ref, jnp.stack([k]), settings=settings,
+        recon, _, _ = invert_batch(rep, ref, jnp.stack([k]), config=config,
                                    samples=samples, masks=masks, shape=x.shape)
         if np.all(np.isfinite(recon)):
             break

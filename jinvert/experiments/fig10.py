@@ -46,14 +46,14 @@ def run(args, log=print) -> list[str]:
         rep, label = _rep(layer, args)
         x0 = common.prepare(rep, photo)
         shape = np.asarray(rep(x0)).shape
-        s = common.settings_for(rep, iterations=args.iterations)
+        s = common.config_for(rep, iterations=args.iterations)
         row = [np.asarray(rep.deprocess(x0))]
         for g in (1, 2):
             row.append(common.panel(
                 os.path.join(folder, f"{photo.name}_{layer}_group{g}"
                              + ("_random" if label.startswith("RANDOM") else "") + ".png"),
                 lambda rep=rep, s=s, g=g: common.reconstruct(
-                    rep, photo, key, settings=s, mask=group_mask(shape, g))[0]))
+                    rep, photo, key, config=s, mask=group_mask(shape, g))[0]))
         rows.append(row)
         log(f"fig10: {layer} done")
     png = os.path.join(args.out, "fig10.png")

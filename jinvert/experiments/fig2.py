@@ -31,15 +31,15 @@ def run(args, log=print) -> list[str]:
     rep = common.deep_rep(family, layer, args)
     photo = common.load_image_set(args.images, 1)[0]
     key = jax.random.PRNGKey(args.seed)
-    s2 = common.settings_for(rep, iterations=args.iterations, beta=2.0)
+    s2 = common.config_for(rep, iterations=args.iterations, beta=2.0)
     u0 = jnp.asarray(common.prepare(rep, photo)) / rep.sigma
     ratio = float(total_variation(u0, 2.0) / total_variation(u0, 1.0))
-    s1 = dict(s2, beta=1.0, lambda_tv=s2["lambda_tv"] * ratio)
+    s1 = s2.replace(beta=1.0, lambda_tv=s2.lambda_tv * ratio)
     folder = os.path.join(args.out, "fig2")
     tiles = [np.asarray(rep.deprocess(common.prepare(rep, photo)))]
     for tag, s in (("tv_beta1", s1), ("v2_beta2", s2)):
         tiles.append(common.panel(os.path.join(folder, f"{photo.name}_{layer}_{tag}.png"),
-                                  lambda s=s: common.reconstruct(rep, photo, key, settings=s)[0]))
+                                  lambda s=s: common.reconstruct(rep, photo, key, config=s)[0]))
         log(f"fig2: {tag} done")
     # A 4× zoom of the centre shows the spikes.
     h, w = tiles[1].shape[:2]
@@ -51,8 +51,8 @@ def run(args, log=print) -> list[str]:
         images_label=f"`{photo.name}` of " + common.image_set_label(args.images),
         weights=common.weights_label(family, args),
         command=getattr(args, "command_line", "jinvert reproduce fig2"),
-        settings=f"stages {s2['stages']}, λV(β=2) = {s2['lambda_tv']:.3g}, "
-                 f"λV(β=1) = {s1['lambda_tv']:.3g} (equal penalty on the photo)")
+        settings=f"stages {s2.stages}, λV(β=2) = {s2.lambda_tv:.3g}, "
+                 f"λV(β=1) = {s1.lambda_tv:.3g} (equal penalty on the photo)")
     text += ("![fig2](fig2.png)\n\nLeft to right: the photo, the reconstruction with "
              "TV (β = 1), with V² (β = 2), then the centres of both enlarged. Paper "
              "(Fig. 2, CNN-A norm1): β = 1 leaves spikes, β = 2 removes them.\n")

@@ -33,10 +33,10 @@ def run(args, log=print) -> list[str]:
         tiles.append(render_hog(np.asarray(rep(x0))))
     settings = None
     for lam in LAMBDAS:
-        settings = common.settings_for(rep, iterations=args.iterations, lambda_tv=lam)
+        settings = common.config_for(rep, iterations=args.iterations, lambda_tv=lam)
         tiles.append(common.panel(
             os.path.join(folder, f"{photo.name}_lambda{lam:g}.png"),
-            lambda s=settings: common.reconstruct(rep, photo, key, settings=s)[0]))
+            lambda s=settings: common.reconstruct(rep, photo, key, config=s)[0]))
         log(f"fig4: λV = {lam:g} done")
     png = os.path.join(args.out, "fig4.png")
     from jinvert import images as im
@@ -45,7 +45,7 @@ def run(args, log=print) -> list[str]:
         f"Fig. 4: effect of λV on {name.upper()} inversion",
         images_label=f"`{photo.name}` of " + common.image_set_label(args.images),
         weights="none", command=getattr(args, "command_line", "jinvert reproduce fig4"),
-        settings=f"β = 2, stages {settings['stages']}, λV ∈ {LAMBDAS}")
+        settings=f"β = 2, stages {settings.stages}, λV ∈ {LAMBDAS}")
     text += ("![fig4](fig4.png)\n\nLeft to right: the photo (grey), "
              + ("its HOG glyphs, " if name in ("hog", "hogb") else "")
              + ", ".join(f"reconstruction with λV = {lam:g}" for lam in LAMBDAS)

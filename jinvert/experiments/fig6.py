@@ -28,10 +28,10 @@ def run(args, log=print) -> list[str]:
         rep = common.deep_rep(family, layer, args)
         if original is None:
             original = np.asarray(rep.deprocess(common.prepare(rep, photo)))
-        s = common.settings_for(rep, iterations=args.iterations)
+        s = common.config_for(rep, iterations=args.iterations)
         tiles.append(common.panel(os.path.join(folder, f"{photo.name}_{layer}.png"),
                                   lambda rep=rep, s=s: common.reconstruct(
-                                      rep, photo, key, settings=s)[0]))
+                                      rep, photo, key, config=s)[0]))
         log(f"fig6: {layer} done")
     rows = [[original] + tiles[i:i + 7] for i in range(0, len(tiles), 7)]
     png = os.path.join(args.out, "fig6.png")

@@ -29,12 +29,12 @@ def run(args, log=print) -> list[str]:
     rows = []
     for layer in layers:
         rep = common.deep_rep(family, layer, args)
-        s = common.settings_for(rep, iterations=args.iterations)
+        s = common.config_for(rep, iterations=args.iterations)
         todo = [os.path.join(folder, f"{photo.name}_{layer}_{k}.png") for k in range(samples)]
         if all(os.path.exists(p) for p in todo):
             row = [im.load_image(p) for p in todo]
         else:
-            pics = common.reconstruct(rep, photo, key, settings=s, samples=samples)
+            pics = common.reconstruct(rep, photo, key, config=s, samples=samples)
             row = [common.panel(p, lambda pic=pic: pic) for p, pic in zip(todo, pics)]
         rows.append(row)
         log(f"fig7: {layer} done")

@@ -77,10 +77,10 @@ def run(args, log=print) -> list[str]:
             continue
         mask = central_mask(code_shape, N)
         box = analytic_box(layer, mask) if family == "alexnet" else footprint_box(rep, x0, mask)
-        s = common.settings_for(rep, iterations=args.iterations)
+        s = common.config_for(rep, iterations=args.iterations)
         pic = common.panel(os.path.join(folder, f"{photo.name}_{layer}.png"),
                            lambda rep=rep, s=s, m=mask: common.reconstruct(
-                               rep, photo, key, settings=s, mask=m)[0])
+                               rep, photo, key, config=s, mask=m)[0])
         tiles.append(draw_box(pic, box))
         notes.append(f"{layer}: code {code_shape}, box rows {int(box[0])}–{int(box[2])}, "
                      f"cols {int(box[1])}–{int(box[3])}")

@@ -39,12 +39,12 @@ def run(args, log=print) -> list[str]:
     rows, tiles, settings_text = [], {}, ""
     for name in reps:
         rep = resolve_representation(name)
-        settings = common.settings_for(rep, iterations=args.iterations)
-        settings_text = (f"stages {settings['stages']} from lr {settings['learning_rate']}, "
-                         f"λV {settings['lambda_tv']} (β {settings['beta']:g}), "
-                         f"λα {settings['lambda_alpha']:g} (α {settings['alpha']:g})")
+        settings = common.config_for(rep, iterations=args.iterations)
+        settings_text = (f"stages {settings.stages} from lr {settings.learning_rate}, "
+                         f"λV {settings.lambda_tv} (β {settings.beta:g}), "
+                         f"λα {settings.lambda_alpha:g} (α {settings.alpha:g})")
         save_dir = os.path.join(args.out, "table1", name)
-        common.run_inversions(rep, photos, store, tag=name, settings=settings, key=key,
+        common.run_inversions(rep, photos, store, tag=name, config=settings, key=key,
                               batch_size=args.batch_size, save_dir=save_dir, log=log)
         errors = common.normalised_errors(rep, photos, save_dir)
         squared = common.normalised_errors(rep, photos, save_dir, squared=True)

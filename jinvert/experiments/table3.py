@@ -47,15 +47,15 @@ def run(args, log=print) -> list[str]:
         rep = common.deep_rep(family, layer, args)
         cells, squared_cells = [], []
         for lam in bands:
-            s = common.settings_for(rep, iterations=args.iterations, lambda_tv=lam)
-            stages = s["stages"]
+            s = common.config_for(rep, iterations=args.iterations, lambda_tv=lam)
+            stages = s.stages
             tag = f"{layer}/lambda{lam:.3g}"
             save = os.path.join(args.out, "table3", layer, f"lambda{lam:.3g}")
-            common.run_inversions(rep, photos, store, tag=tag, settings=s, key=key,
+            common.run_inversions(rep, photos, store, tag=tag, config=s, key=key,
                                   batch_size=args.batch_size, save_dir=save, log=log)
             cells.append(common.normalised_errors(rep, photos, save))
             squared_cells.append(common.normalised_errors(rep, photos, save, squared=True))
-        default = float(rep.defaults.get("lambda_tv", np.nan))
+        default = rep.defaults.lambda_tv
         rows.append((layer, cells, int(np.argmin(np.abs(np.asarray(bands) - default))),
                      squared_cells))
         # Rewritten after every layer: a long run that is stopped keeps the

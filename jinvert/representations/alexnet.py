@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinvert import images
+from jinvert.config import Config
 from jinvert.representation import PAPER_SIGMA, Representation
 
 Array = jax.Array
@@ -107,8 +108,9 @@ ENV_WEIGHTS = "JINVERT_ALEXNET_WEIGHTS"
 # reference halves it; lambdaL2 = 8e-10 with beta = 6, the paper's
 # λα = 2.16e8; learning rate 0.004 for 100 iterations, then 0.0004 for 200,
 # then 0.00004 for 100, momentum reset at each change).
-PAPER_LAMBDA_ALPHA = 2.16e8
-PAPER_LEARNING_RATE = 0.004
+#: The paper's λV bands for layers 1–6 / 7–12 / 13–20 and its CNN schedule
+#: (λα, α, β, learning rate and momentum are Config's defaults).
+PAPER_LAMBDA_TV_BANDS = (0.5, 5.0, 50.0)
 PAPER_STAGES = (100, 200, 100)
 
 
@@ -540,18 +542,17 @@ def check_params(params: Mapping[str, Any], variant: str = "caffe-ref",
 # The representation
 # --------------------------------------------------------------------------
 
-def paper_defaults(layer: str | int, variant: str = "caffe-ref") -> dict[str, Any]:
-    """The paper's inversion settings for ``layer`` (keyword arguments of
-    ``jinvert.invert``): λV = 0.5 / 5 / 50 for layers 1–6 / 7–12 / 13–20 of
+def paper_defaults(layer: str | int, variant: str = "caffe-ref") -> Config:
+    """The paper's inversion settings for ``layer`` (a :class:`jinvert.Config`):
+    λV = 0.5 / 5 / 50 for layers 1–6 / 7–12 / 13–20 of
     Table 2, β = 2, λα = 2.16e8, α = 6, learning rate 0.004 for 100
     iterations, then ÷10 for 200, then ÷100 for 100."""
     name = canonical_layer(layer, variant)
     # Numbered as in Table 2 (torchvision's layers by their caffe-ref twin).
     index = (LAYERS.index(name) if variant == "torchvision"
              else VARIANT_LAYERS[variant].index(name)) + 1
-    lambda_tv = 0.5 if index <= 6 else 5.0 if index <= 12 else 50.0
-    return {"lambda_tv": lambda_tv, "beta": 2.0, "lambda_alpha": PAPER_LAMBDA_ALPHA,
-            "alpha": 6.0, "learning_rate": PAPER_LEARNING_RATE, "stages": PAPER_STAGES}
+    band = 0 if index <= 6 else 1 if index <= 12 else 2
+    return Config(lambda_tv=PAPER_LAMBDA_TV_BANDS[band], stages=PAPER_STAGES)
 
 
 def _mean_for(variant: str, mean, size: tuple[int, int]) -> np.ndarray:

@@ -31,7 +31,8 @@ import numpy as np
 
 from jinvert.representation import Representation, as_float_array
 from jinvert.representations import gradients
-from jinvert.representations.hog import SHALLOW_DEFAULTS, grey_input_space, grey_output_space
+from jinvert.config import Config
+from jinvert.representations.hog import grey_input_space, grey_output_space
 
 Array = jax.Array
 
@@ -170,6 +171,6 @@ def dsift(bin_size: int = 5, step: int = 15, num_bins: int = 4,
         preprocess_fn=grey_input_space,
         deprocess_fn=grey_output_space,
         channels=1,
-        defaults=dict(SHALLOW_DEFAULTS),
+        defaults=Config(),  # the paper's shallow settings (Sect. 4)
         validate=_validate(bin_size, num_bins, "dsift"),
     )

@@ -44,7 +44,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinvert import images
+from jinvert.config import Config
 from jinvert.representation import PAPER_SIGMA, Representation
+from jinvert.representations.alexnet import PAPER_LAMBDA_TV_BANDS, PAPER_STAGES
 from jinvert.torch_pickle import load_state_dict as _read_pth
 
 Array = jax.Array
@@ -363,10 +365,8 @@ SIGMA = 211.8
 # (mpool2…relu4, stride 16), block11…logits at stride 32 and the pooled /
 # fully connected part (conv5…fc8). So tap i gets the band of CNN-A layer i.
 
-ALPHA, BETA = 6, 2
+ALPHA, BETA = Config().alpha, Config().beta  # the paper's α = 6, β = 2
 PAPER_B, PAPER_HW = 128.0, 227 * 227
-PAPER_LAMBDA_ALPHA = 2.16e8
-PAPER_LAMBDA_TV_BANDS = (0.5, 5.0, 50.0)
 #: First-stage learning rate per band (see :func:`layer_defaults`).
 LEARNING_RATES = (0.004, 0.004, 0.0004)
 
@@ -381,7 +381,7 @@ def balanced_lambdas(sigma: float = SIGMA, pixel_range: float = PIXEL_RANGE,
     """
     def factor(p):
         return ((sigma / pixel_range) ** p / hw) / ((PAPER_SIGMA / PAPER_B) ** p / PAPER_HW)
-    return (PAPER_LAMBDA_ALPHA * factor(ALPHA),
+    return (Config().lambda_alpha * factor(ALPHA),
             tuple(l * factor(BETA) for l in PAPER_LAMBDA_TV_BANDS))
 
 
@@ -391,10 +391,9 @@ def band(layer: str) -> int:
     return 0 if i < 6 else (1 if i < 12 else 2)
 
 
-def layer_defaults(layer: str) -> dict[str, Any]:
-    """Keyword arguments of :func:`jinvert.invert` for inverting ``layer``:
-    ``lambda_tv``, ``beta``, ``lambda_alpha``, ``alpha``, ``learning_rate``,
-    ``stages`` (iterations per learning-rate stage, tenfold drops). The
+def layer_defaults(layer: str) -> Config:
+    """The :class:`jinvert.Config` for inverting ``layer``: the paper's λ
+    carried to this input space, the CNN schedule (tenfold drops). The
     optimiser settings are the reference code's for CNN-A (lr 0.004 with
     100/200/100 iterations), except that the late band starts ten times
     lower: with jinvert.invert at lr 0.004, inverting ``logits`` of
@@ -404,9 +403,8 @@ def layer_defaults(layer: str) -> dict[str, Any]:
     (0.083) and block9 (0.044) converge at 0.004 in 200 iterations."""
     lam_alpha, bands = balanced_lambdas()
     b = band(layer)
-    return {"lambda_tv": float(bands[b]), "beta": BETA,
-            "lambda_alpha": float(lam_alpha), "alpha": ALPHA,
-            "learning_rate": LEARNING_RATES[b], "stages": (100, 200, 100)}
+    return Config(lambda_tv=float(bands[b]), beta=BETA, lambda_alpha=float(lam_alpha),
+                  alpha=ALPHA, learning_rate=LEARNING_RATES[b], stages=PAPER_STAGES)
 
 
 def _validate(x) -> None:

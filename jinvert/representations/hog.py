@@ -31,15 +31,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinvert import images
+from jinvert.config import Config
+from jinvert.hog_render import render_hog
 from jinvert.representation import Representation, as_float_array
 from jinvert.representations import gradients
 
 Array = jax.Array
-
-#: The paper's shallow inversion settings (Sect. 4 and deep-goggle's
-#: experiment_shallow_quantitative.m: 4 × 200 iterations from 0.004).
-SHALLOW_DEFAULTS = dict(lambda_tv=5.0, beta=2.0, lambda_alpha=2.16e8, alpha=6.0,
-                        learning_rate=0.004, stages=(200, 200, 200, 200))
 
 #: Clamp of the block-normalised histograms (UoCTTI).
 CLAMP = 0.2
@@ -203,6 +200,8 @@ def hog(cell_size: int = 8, orientations: int = 9, bilinear: bool = False,
         preprocess_fn=grey_input_space,
         deprocess_fn=grey_output_space,
         channels=1,
-        defaults=dict(SHALLOW_DEFAULTS),
+        # The paper's shallow settings (Sect. 4): Config's own defaults.
+        defaults=Config(),
         validate=_validate(cell_size, name),
+        render=functools.partial(render_hog, orientations=int(orientations)),
     )

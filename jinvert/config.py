@@ -1,0 +1,256 @@
+"""The paper's settings as one value (:class:`Config`) and its optimiser
+(:func:`paper_sgd`, an optax transformation).
+
+A :class:`Config` holds the weights of eq. 3 (λα, α, λV, β, and σ once it
+is fixed for an image size) and the optimiser's schedule (learning rate,
+iterations per stage, momentum). It is frozen and hashable. Its defaults
+are the paper's for the shallow representations (HOG, HOGb, DSIFT); each
+:class:`jinvert.Representation` carries its own paper settings as a
+``Config`` in ``rep.defaults``, and the paper's numbers are written here
+once (CNN-A's λV bands and schedule in :mod:`jinvert.representations.alexnet`).
+
+    config = rep.defaults.replace(lambda_tv=50.0).with_iterations(200)
+    result = jinvert.invert(rep, code, key=key, config=config)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+#: The number of input values the paper's σ and λ were set for: 227 × 227
+#: pixels × 3 colours (CNN-A's input; σ = 27 100 is the norm of such images).
+PAPER_VALUES = 227 * 227 * 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The settings of one inversion: eq. 3's weights and the optimiser's schedule.
+
+    The defaults are the paper's for HOG, HOGb and DSIFT (Sect. 4 and
+    deep-goggle's ``experiment_shallow_quantitative.m``).
+
+    Attributes:
+      lambda_alpha: λα, weight of the α-norm prior Σ|u|^α (dimensionless;
+        the paper's 2.16e8 is the reference code's ``lambdaL2 = 8e-10``:
+        λα = lambdaL2/2 · σ^(α−2)).
+      alpha: α ≥ 1 (6).
+      lambda_tv: λV, weight of the V^β prior (5 for HOG/DSIFT; 0.5 / 5 / 50
+        for CNN-A's layers 1–6 / 7–12 / 13–20). With β = 2, λV = lambdaTV/2.
+      beta: β > 0 (2; 1 is total variation).
+      learning_rate: of the first stage; divided by 10 at each next stage.
+      stages: iterations per stage (4 × 200); their sum is the run's length.
+      momentum: μ of SGD with momentum (0.9), reset at each stage.
+      sigma: σ used for the image size at hand, in input-space units, or
+        ``None`` (the default): the representation's σ (given for the
+        paper's 227 × 227 × 3 values) converted to the image's size by
+        :meth:`sized`, the λ with it. A number here is used as is, with the
+        λ as given (no conversion).
+
+    Raises:
+      ValueError: a bad value (negative, non-finite, empty schedule…).
+    """
+
+    lambda_alpha: float = 2.16e8
+    alpha: float = 6.0
+    lambda_tv: float = 5.0
+    beta: float = 2.0
+    learning_rate: float = 0.004
+    stages: tuple[int, ...] = (200, 200, 200, 200)
+    momentum: float = 0.9
+    sigma: float | None = None
+
+    def __post_init__(self):
+        try:
+            stages = tuple(int(s) for s in np.atleast_1d(self.stages))
+        except (TypeError, ValueError):
+            raise ValueError(f"stages must be a sequence of iteration counts, "
+                             f"got {self.stages!r}") from None
+        if not stages or any(s < 0 for s in stages) or sum(stages) == 0:
+            raise ValueError(f"stages must be non-negative iteration counts with a "
+                             f"positive total, got {self.stages!r}")
+        object.__setattr__(self, "stages", stages)
+        for name in ("lambda_alpha", "alpha", "lambda_tv", "beta", "learning_rate", "momentum"):
+            raw = getattr(self, name)
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be a number, got {raw!r}") from None
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite non-negative number, got {raw!r}")
+            object.__setattr__(self, name, value)
+        if self.alpha < 1 or self.beta <= 0:
+            raise ValueError(f"need alpha >= 1 and beta > 0, got alpha={self.alpha}, "
+                             f"beta={self.beta}")
+        if self.sigma is not None:
+            try:
+                sigma = float(self.sigma)
+            except (TypeError, ValueError):
+                sigma = float("nan")
+            if not (math.isfinite(sigma) and sigma > 0):
+                raise ValueError(f"sigma must be a positive number, got {self.sigma!r}")
+            object.__setattr__(self, "sigma", sigma)
+
+    @property
+    def iterations(self) -> int:
+        """The run's length: ``sum(stages)``."""
+        return sum(self.stages)
+
+    def replace(self, **changes) -> "Config":
+        """A copy with some settings changed; a value ``None`` keeps the
+        setting (so optional command-line values pass straight through).
+
+        Raises:
+          ValueError: an unknown setting (the message lists the known ones),
+            or a bad value.
+        """
+        names = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; a Config has "
+                             f"{', '.join(names)}")
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def with_iterations(self, iterations: int) -> "Config":
+        """The schedule scaled to ``iterations`` in total, keeping the
+        proportions: ``(200, 200, 200, 200)`` at 100 gives ``(25, 25, 25, 25)``.
+        The rounding remainder goes to the stages with the largest fractional
+        parts (ties to the earlier), empty stages are dropped.
+
+        Raises:
+          ValueError: ``iterations < 1``.
+        """
+        iterations = int(iterations)
+        if iterations < 1:
+            raise ValueError(f"the number of iterations must be positive, got {iterations}")
+        total = sum(self.stages)
+        exact = [s * iterations / total for s in self.stages]
+        out = [int(np.floor(e)) for e in exact]
+        order = sorted(range(len(out)), key=lambda i: (-(exact[i] - out[i]), i))
+        for i in order[: iterations - sum(out)]:
+            out[i] += 1
+        return dataclasses.replace(self, stages=tuple(s for s in out if s > 0))
+
+    def sized(self, shape, sigma: float) -> "Config":
+        """σ and the λ for an image of ``shape = (H, W, C)``, from the paper's.
+
+        ``sigma`` is the representation's σ (``rep.sigma``), the average
+        norm of natural images of 227 × 227 × 3 values (:data:`PAPER_VALUES`);
+        the λ balance sums over that many values. For n = H·W·C values and
+        r = n / PAPER_VALUES this returns σ' = σ·√r, λα' = λα·r^(α/2 − 1),
+        λV' = λV·r^(β/2 − 1), so that the starting noise has the paper's
+        amplitude per value (σ'/√n = σ/√PAPER_VALUES) and each prior the
+        total weight it has on a paper-size image with the same pixel
+        statistics. At 227 × 227 × 3 nothing changes. Without it a 227 × 227
+        grey image would start from noise whose tails pass ±530 grey levels,
+        where the α = 6 prior makes the paper's step unstable.
+
+        A Config whose ``sigma`` is already set is returned unchanged.
+
+        Returns:
+          a Config with ``sigma`` set (input-space units).
+        """
+        if self.sigma is not None:
+            return self
+        h, w, c = (int(s) for s in shape)
+        ratio = h * w * c / PAPER_VALUES
+        return dataclasses.replace(
+            self, sigma=float(sigma) * ratio ** 0.5,
+            lambda_alpha=self.lambda_alpha * ratio ** (self.alpha / 2 - 1),
+            lambda_tv=self.lambda_tv * ratio ** (self.beta / 2 - 1))
+
+    def optimizer(self) -> optax.GradientTransformation:
+        """The paper's optimiser for this schedule: :func:`paper_sgd`
+        ``(learning_rate, stages, momentum)``."""
+        return paper_sgd(self.learning_rate, self.stages, self.momentum)
+
+
+class PaperSGDState(NamedTuple):
+    """State of :func:`paper_sgd` (a pytree).
+
+    Attributes:
+      count: iterations done, int32 scalar.
+      trace: the momentum buffer m, like the parameters.
+      rates: the learning rate of each stage, float32 ``(S,)``.
+      ends: cumulative iteration count at the end of each stage, int32 ``(S,)``.
+      momentum: μ, float32 scalar.
+    """
+
+    count: jax.Array
+    trace: Any
+    rates: jax.Array
+    ends: jax.Array
+    momentum: jax.Array
+
+
+def _paper_sgd_update(updates, state: PaperSGDState, params=None):
+    """One step of :func:`paper_sgd` (a module-level function, so that the
+    compiled inversion step does not depend on the schedule's values)."""
+    del params
+    count = state.count
+    stage = jnp.minimum(jnp.sum(count >= state.ends), state.ends.shape[0] - 1)
+    rate = state.rates[stage]
+    # The first iteration of every stage after the first starts from zero
+    # momentum (an empty stage counts: its end equals the previous one's).
+    restart = jnp.any(count == state.ends[:-1])
+    trace = jax.tree_util.tree_map(
+        lambda g, t: g + state.momentum * jnp.where(restart, jnp.zeros_like(t), t),
+        updates, state.trace)
+    step = jax.tree_util.tree_map(lambda m: (-rate) * m, trace)
+    return step, state._replace(count=count + 1, trace=trace)
+
+
+class _PaperSGDInit(NamedTuple):
+    """``init`` of :func:`paper_sgd`: hashable, compared by value."""
+
+    rates: tuple[float, ...]
+    ends: tuple[int, ...]
+    momentum: float
+
+    def __call__(self, params) -> PaperSGDState:
+        return PaperSGDState(
+            count=jnp.zeros((), jnp.int32),
+            trace=jax.tree_util.tree_map(jnp.zeros_like, params),
+            rates=jnp.asarray(np.asarray(self.rates, np.float32)),
+            ends=jnp.asarray(np.asarray(self.ends, np.int32)),
+            momentum=jnp.float32(self.momentum))
+
+
+def paper_sgd(learning_rate: float = Config.learning_rate, stages=Config.stages,
+              momentum: float = Config.momentum) -> optax.GradientTransformation:
+    """The paper's optimiser (deep-goggle ``invert_nn.m``) as an optax transformation.
+
+    SGD with momentum: within stage k (0-based) the learning rate is
+    ``learning_rate · 0.1**k`` (computed in Python, then cast to float32;
+    an empty stage still counts in k), and at the first iteration of each
+    stage the momentum restarts from zero. The reference writes
+    ``v ← μv − lr·g; u ← u + v`` with v zeroed at each stage; this keeps
+    m ← g + μm (m zeroed at each stage) and returns the update −lr·m, which
+    is the same v = −lr·m within a stage (the learning rate is constant
+    there); it is exactly ``optax.sgd(lr, momentum)`` restarted at each
+    stage, in the same float32 arithmetic. After ``sum(stages)`` iterations
+    the last stage's rate continues.
+
+    Args:
+      learning_rate: of the first stage (the paper's 0.004 for HOG/DSIFT).
+      stages: iterations per stage, e.g. ``(200, 200, 200, 200)``.
+      momentum: μ (0.9).
+
+    Returns:
+      an ``optax.GradientTransformation`` whose state is
+      :class:`PaperSGDState`. Its ``update`` is one function for every
+      schedule (the schedule lives in the state), so jitting a step over it
+      compiles once per number of stages, not per learning rate.
+    """
+    config = Config(learning_rate=learning_rate, stages=stages, momentum=momentum)
+    rates = tuple(float(np.float32(config.learning_rate * (0.1 ** k)))
+                  for k in range(len(config.stages)))
+    ends = tuple(int(e) for e in np.cumsum(config.stages))
+    return optax.GradientTransformation(_PaperSGDInit(rates, ends, config.momentum),
+                                        _paper_sgd_update)
