@@ -1,8 +1,8 @@
 """jinvert: understanding image representations by inverting them, in JAX.
 
 Representations (each a :class:`Representation`): :func:`hog`, :func:`dsift`,
-:func:`alexnet`, :func:`efficientnet_lite0`.
-Inversion: :func:`invert`, its settings :class:`Config`
+:func:`alexnet`, :func:`efficientnet_lite0`, any flax model's layer
+(:func:`flax_layer`). Inversion: :func:`invert`, its settings :class:`Config`
 and the paper's optimiser :func:`paper_sgd` (an optax transformation).
 Beyond the paper: image parameterisations (:func:`pixels`, :func:`fourier`,
 :func:`deep_image_prior`), transforms (:func:`jitter`, :func:`compose`), any
@@ -14,6 +14,7 @@ Error metric of the paper: :func:`reconstruction_error`. Pictures:
 
 from jinvert import images, masks, metrics, objective, weights
 from jinvert.config import Config, paper_sgd
+from jinvert.flax_layer import flax_layer
 from jinvert.hog_render import render_hog
 from jinvert.masks import central_mask, group_mask
 from jinvert.metrics import reconstruction_error, relative_error, ssim
@@ -30,7 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Representation", "hog", "dsift", "alexnet", "efficientnet_lite0",
-    "invert", "InversionResult", "Config", "paper_sgd", "reconstruction_error", "relative_error",
+    "invert", "InversionResult", "Config", "paper_sgd", "flax_layer", "reconstruction_error", "relative_error",
     "render_hog", "central_mask", "group_mask", "ssim",
     "pixels", "fourier", "deep_image_prior", "jitter", "compose",
     "images", "masks", "metrics", "objective", "weights",
