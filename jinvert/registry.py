@@ -36,8 +36,8 @@ def resolve_representation(name: str, weights=None):
     Args:
       name: ``hog``, ``hogb``, ``dsift``, ``alexnet:LAYER`` or
         ``efficientnet:LAYER`` (case-insensitive).
-      weights: path of a weight file for ``alexnet`` (passed to its
-        ``from_spec``); rejected for the others.
+      weights: path of a weight file for ``alexnet`` (passed to
+        ``jinvert.weights.alexnet_from_spec``); rejected for the others.
 
     Returns:
       a :class:`jinvert.Representation`.
@@ -63,9 +63,9 @@ def resolve_representation(name: str, weights=None):
         if not layer:
             raise ValueError(f"representation {raw!r} needs a layer, as {family}:LAYER "
                              f"(e.g. {family}:relu5 for alexnet)")
+        if family == "alexnet":  # its weights are read by jinvert.weights
+            return importlib.import_module("jinvert.weights").alexnet_from_spec(layer, weights)
         module = importlib.import_module(f"jinvert.representations.{family}")
-        if family == "alexnet":
-            return module.from_spec(layer, weights)
         if weights is not None:
             raise ValueError(f"representation {family!r} takes no --weights")
         return module.from_spec(layer)

@@ -39,6 +39,7 @@ import warnings
 import zipfile
 from typing import Any
 
+import jax
 import numpy as np
 
 from jinvert.representations import alexnet as _alexnet
@@ -603,3 +604,56 @@ def fetch(name: str, url: str | None = None, cache_dir: str | None = None,
         if os.path.exists(tmp):
             os.remove(tmp)
     return target
+
+
+NO_WEIGHTS_MESSAGE = (
+    "no AlexNet weights given. Pass a weights file (--weights PATH, or set "
+    f"${_alexnet.ENV_WEIGHTS}): MatConvNet's imagenet-caffe-ref.mat (the paper's CNN-A) "
+    "or imagenet-caffe-alex.mat, Caffe's bvlc_reference_caffenet.caffemodel or "
+    "bvlc_alexnet.caffemodel, a .npz conversion, or torchvision's alexnet "
+    "state dict (.pth). Download one with `jinvert weights fetch caffe-ref` "
+    "(see `jinvert.weights.KNOWN`), or pass --weights random for random "
+    "parameters of the real shapes (reconstructions then show no natural "
+    "image structure).")
+
+
+def alexnet_from_spec(layer: str = "relu5", weights: str | None = None,
+                      variant: str | None = None):
+    """The AlexNet representation (:func:`jinvert.alexnet`) for a CLI spec such
+    as ``"alexnet:pool5"``, its weights read by :func:`load`.
+
+    Args:
+      layer: ``"pool5"``, ``"mpool5"``, ``"13"`` or the whole spec
+        ``"alexnet:pool5"`` (empty: relu5).
+      weights: path of a weights file (any format :func:`load`
+        reads), ``"random"`` for random parameters of the real shapes
+        (``jax.random.PRNGKey(0)``), or ``None`` to use ``$JINVERT_ALEXNET_WEIGHTS``.
+      variant: force a variant; default the weights file's (caffe-ref for random).
+
+    Raises ``ValueError`` with instructions when no weights are available, and
+    for an unknown layer (listing the valid ones).
+    """
+    layer = str(layer)
+    if ":" in layer:
+        prefix, layer = layer.split(":", 1)
+        if not prefix.startswith("alexnet"):
+            raise ValueError(f"not an AlexNet spec: {prefix}:{layer}")
+        if prefix.startswith("alexnet-") and variant is None:
+            variant = prefix[len("alexnet-"):]
+    layer = layer or "relu5"
+    # Fail on a bad layer name before loading 240 MB of weights.
+    _alexnet.canonical_layer(layer, _alexnet._check_variant(variant or "caffe-ref"))
+    if weights is None:
+        weights = os.environ.get(_alexnet.ENV_WEIGHTS) or None
+    if weights is None:
+        raise ValueError(NO_WEIGHTS_MESSAGE)
+    if weights == "random":
+        v = variant or "caffe-ref"
+        warnings.warn("alexnet: using random parameters (--weights random); "
+                      "they are not a trained network", stacklevel=2)
+        return _alexnet.alexnet(_alexnet.random_params(jax.random.PRNGKey(0), v), layer, v)
+    loaded = load(weights)
+    if variant is not None and variant != loaded.variant:
+        warnings.warn(f"alexnet: {weights} holds a {loaded.variant} network; "
+                      f"evaluating it as {variant}", stacklevel=2)
+    return _alexnet.alexnet(loaded, layer, variant or loaded.variant)

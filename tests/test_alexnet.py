@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jinvert import weights
 from jinvert.config import Config
 
 from jinvert.representations import alexnet as A
@@ -324,7 +325,7 @@ def test_layer_names_and_unknown_layer(params):
     with pytest.raises(ValueError, match=r"valid layers: conv1, relu1, mpool1.*fc8"):
         A.alexnet(params, "conv6")
     with pytest.raises(ValueError, match="valid layers"):
-        A.from_spec("alexnet:pool7", "random")
+        weights.alexnet_from_spec("alexnet:pool7", "random")
     with pytest.raises(ValueError, match="variant"):
         A.alexnet(params, "conv1", variant="vgg")
 
@@ -390,10 +391,10 @@ def test_too_small_image_warns_and_too_small_input_raises(params):
 def test_from_spec_without_weights_explains(monkeypatch):
     monkeypatch.delenv(A.ENV_WEIGHTS, raising=False)
     with pytest.raises(ValueError, match="--weights random") as err:
-        A.from_spec("alexnet:pool5")
+        weights.alexnet_from_spec("alexnet:pool5")
     assert "imagenet-caffe-ref.mat" in str(err.value)
     with pytest.warns(UserWarning, match="random"):
-        rep = A.from_spec("alexnet:pool5", "random")
+        rep = weights.alexnet_from_spec("alexnet:pool5", "random")
     assert rep.name == "alexnet:mpool5" and rep.defaults.lambda_tv == 50.0
 
 

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import warnings
 from typing import Any, Mapping
 
 import flax.linen as nn
@@ -667,55 +665,3 @@ def alexnet(params, layer: str | int = "relu5", variant: str | None = None,
         input_size=size, sigma=sigma, defaults=paper_defaults(name, variant),
         validate=validate, apply_batch=apply_batch)
 
-
-NO_WEIGHTS_MESSAGE = (
-    "no AlexNet weights given. Pass a weights file (--weights PATH, or set "
-    f"${ENV_WEIGHTS}): MatConvNet's imagenet-caffe-ref.mat (the paper's CNN-A) "
-    "or imagenet-caffe-alex.mat, Caffe's bvlc_reference_caffenet.caffemodel or "
-    "bvlc_alexnet.caffemodel, a .npz conversion, or torchvision's alexnet "
-    "state dict (.pth). Download one with `jinvert weights fetch caffe-ref` "
-    "(see `jinvert.weights.KNOWN`), or pass --weights random for random "
-    "parameters of the real shapes (reconstructions then show no natural "
-    "image structure).")
-
-
-def from_spec(layer: str = "relu5", weights: str | None = None,
-              variant: str | None = None) -> Representation:
-    """Build the representation for a CLI spec such as ``"alexnet:pool5"``.
-
-    Args:
-      layer: ``"pool5"``, ``"mpool5"``, ``"13"`` or the whole spec
-        ``"alexnet:pool5"`` (empty: relu5).
-      weights: path of a weights file (any format :func:`jinvert.weights.load`
-        reads), ``"random"`` for random parameters of the real shapes
-        (``jax.random.PRNGKey(0)``), or ``None`` to use ``$JINVERT_ALEXNET_WEIGHTS``.
-      variant: force a variant; default the weights file's (caffe-ref for random).
-
-    Raises ``ValueError`` with instructions when no weights are available, and
-    for an unknown layer (listing the valid ones).
-    """
-    layer = str(layer)
-    if ":" in layer:
-        prefix, layer = layer.split(":", 1)
-        if not prefix.startswith("alexnet"):
-            raise ValueError(f"not an AlexNet spec: {prefix}:{layer}")
-        if prefix.startswith("alexnet-") and variant is None:
-            variant = prefix[len("alexnet-"):]
-    layer = layer or "relu5"
-    # Fail on a bad layer name before loading 240 MB of weights.
-    canonical_layer(layer, _check_variant(variant or "caffe-ref"))
-    if weights is None:
-        weights = os.environ.get(ENV_WEIGHTS) or None
-    if weights is None:
-        raise ValueError(NO_WEIGHTS_MESSAGE)
-    if weights == "random":
-        v = variant or "caffe-ref"
-        warnings.warn("alexnet: using random parameters (--weights random); "
-                      "they are not a trained network", stacklevel=2)
-        return alexnet(random_params(jax.random.PRNGKey(0), v), layer, v)
-    from jinvert import weights as weights_mod
-    loaded = weights_mod.load(weights)
-    if variant is not None and variant != loaded.variant:
-        warnings.warn(f"alexnet: {weights} holds a {loaded.variant} network; "
-                      f"evaluating it as {variant}", stacklevel=2)
-    return alexnet(loaded, layer, variant or loaded.variant)
