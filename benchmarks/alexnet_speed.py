@@ -39,12 +39,13 @@ def jinvert_seconds(rep, code, samples: int, iterations: int) -> tuple[float, fl
     costs beyond its iterations (drawing the start, the codes of the
     results, the transfers). Compile: the first call's excess.
     """
-    from jinvert.optimize import invert
+    from jinvert import invert
 
     def run(n: int) -> float:
         t0 = time.perf_counter()
         jax.block_until_ready(invert(rep, code, key=jax.random.PRNGKey(0), samples=samples,
-                                     stages=(n,)).images)
+                                     config=rep.defaults.replace(stages=(n,)),
+                                     progress=False).images)
         return time.perf_counter() - t0
 
     first = run(iterations)
@@ -56,7 +57,7 @@ def jinvert_seconds(rep, code, samples: int, iterations: int) -> tuple[float, fl
 
 
 def torch_seconds(params, layer: str, x0: np.ndarray, samples: int, iterations: int,
-                  settings: dict, sigma: float) -> float:
+                  config, sigma: float) -> float:
     """Seconds per iteration of the same loop in eager PyTorch."""
     import torch
     F = torch.nn.functional
@@ -83,8 +84,8 @@ def torch_seconds(params, layer: str, x0: np.ndarray, samples: int, iterations: 
     with torch.no_grad():
         ref = phi(torch.from_numpy(np.array(x0)).permute(2, 0, 1)[None].contiguous())
         ref_norm2 = (ref ** 2).sum()
-    la, a, lv, b = (settings[k] for k in ("lambda_alpha", "alpha", "lambda_tv", "beta"))
-    lr, mu = settings["learning_rate"], 0.9
+    la, a, lv, b = config.lambda_alpha, config.alpha, config.lambda_tv, config.beta
+    lr, mu = config.learning_rate, config.momentum
     gen = torch.Generator().manual_seed(0)
     u = torch.randn(samples, 3, 227, 227, generator=gen)
     u = u / u.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
@@ -138,7 +139,7 @@ def main(argv=None) -> None:
         for samples in (int(s) for s in args.samples.split(",")):
             js, fixed_s, compile_s = jinvert_seconds(rep, code, samples, args.iterations)
             ts = torch_seconds(params, layer, x0, samples, args.iterations,
-                               dict(rep.defaults), rep.sigma)
+                               rep.defaults, rep.sigma)
             print(f"{layer:8s} {samples:7d} {js:13.4f} {ts:11.4f} {ts / js:14.2f} "
                   f"{fixed_s:12.2f} {compile_s:14.1f}", flush=True)
 

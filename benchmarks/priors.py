@@ -26,12 +26,14 @@ a fresh optimiser state):
   image the data term sees, every iteration;
 * ``fourier``: the 1/f-scaled Fourier basis, same SGD from ``--fourier-lr``
   (the paper's 0.004 diverges on every photo in this basis);
-* ``adam``: pixels, Adam from ``--adam-lr`` (in u = x/σ units), same stages;
+* ``adam``: pixels, Adam from ``--adam-lr`` (in u = x/σ units) with the
+  same tenfold drops (``optax.adam`` on a piecewise-constant schedule; since
+  issue 13 its moments carry over the drops instead of restarting);
 * ``dip``: the deep-image-prior generator (8 channels, 3 upsamplings, to
   keep the CPU time in bounds), optimised by a user-supplied
   ``optax.adam(--dip-lr)`` at a constant rate for all iterations (a step
   decay starves it: its weights need many steps);
-* ``best``: Fourier basis + Adam from ``--best-lr`` (see ``docs/priors.md``).
+* ``best``: Fourier basis + that Adam from ``--best-lr`` (see ``docs/priors.md``).
 
 The learning rates were picked on HOG, 3 photos, 200 iterations (see
 ``docs/priors.md``), i.e. on part of the test set: a mild advantage for the
@@ -54,7 +56,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from jinvert.metrics import reconstruction_error, ssim  # noqa: E402
-from jinvert.optimize import invert, rescale_stages, resolve_settings  # noqa: E402
+from jinvert import invert  # noqa: E402
 from jinvert.parameterizations import deep_image_prior, fourier  # noqa: E402
 from jinvert.registry import resolve_representation  # noqa: E402
 from jinvert.transforms import jitter  # noqa: E402
@@ -64,21 +66,29 @@ from jinvert.experiments import common  # noqa: E402
 OPTION_NAMES = ("paper", "jitter", "fourier", "adam", "dip", "best")
 
 
-def options(args) -> dict:
-    """name → keyword arguments of :func:`jinvert.invert` (beyond the paper's)."""
+def stepped_adam(learning_rate: float, stages) -> optax.GradientTransformation:
+    """Adam whose learning rate drops tenfold at each stage boundary."""
+    drops = {int(b): 0.1 for b in np.cumsum(stages)[:-1]}
+    return optax.adam(optax.piecewise_constant_schedule(learning_rate, drops))
+
+
+def options(args, config) -> dict:
+    """name → keyword arguments of :func:`jinvert.invert` (beyond ``config``,
+    the paper's), built once per representation so that each compiles once."""
     return {
-        "paper": {},
-        "jitter": dict(transforms=jitter(args.jitter)),
-        "fourier": dict(parameterization=fourier(), learning_rate=args.fourier_lr),
-        "adam": dict(optimizer="adam", learning_rate=args.adam_lr),
-        "dip": dict(parameterization=deep_image_prior(channels=8, depth=3),
+        "paper": dict(config=config),
+        "jitter": dict(config=config, transforms=jitter(args.jitter)),
+        "fourier": dict(config=config.replace(learning_rate=args.fourier_lr),
+                        parameterization=fourier()),
+        "adam": dict(config=config, optimizer=stepped_adam(args.adam_lr, config.stages)),
+        "dip": dict(config=config, parameterization=deep_image_prior(channels=8, depth=3),
                     optimizer=optax.adam(args.dip_lr)),
-        "best": dict(parameterization=fourier(), optimizer="adam",
-                     learning_rate=args.best_lr),
+        "best": dict(config=config, parameterization=fourier(),
+                     optimizer=stepped_adam(args.best_lr, config.stages)),
     }
 
 
-def run_option(rep, photos, stages, kwargs, seed):
+def run_option(rep, photos, kwargs, seed):
     """Invert every photo with ``kwargs``; returns (errors %, squared-variant
     errors %, ssims, diverged, seconds per photo excluding the first call's
     compilation)."""
@@ -88,7 +98,7 @@ def run_option(rep, photos, stages, kwargs, seed):
     for i, (x0, c0) in enumerate(zip(x0s, codes0)):
         start = time.perf_counter()
         r = invert(rep, c0, shape=x0.shape, key=jax.random.PRNGKey(seed + i),
-                   stages=stages, **kwargs)
+                   progress=False, **kwargs)
         image = np.asarray(r.images[0])
         times.append(time.perf_counter() - start)
         if not np.all(np.isfinite(image)):
@@ -122,11 +132,10 @@ def main(argv=None):
     # (made grey by HOG's and DSIFT's preprocess), as `jinvert reproduce table1`.
     photos = [(p.name, images.resize_and_crop(p.pixels, common.PAPER_SIZE, name=p.name))
               for p in common.load_image_set(None, args.limit)]
-    table = options(args)
     chosen = args.options.split(",")
-    unknown = [o for o in chosen if o not in table]
+    unknown = [o for o in chosen if o not in OPTION_NAMES]
     if unknown:
-        raise SystemExit(f"unknown options {unknown}; choose from {list(table)}")
+        raise SystemExit(f"unknown options {unknown}; choose from {list(OPTION_NAMES)}")
     print("command: python benchmarks/priors.py " + " ".join(sys.argv[1:] if argv is None
                                                               else argv))
     print(f"{len(photos)} photos at 227x227 grey: {', '.join(n for n, _ in photos)}; "
@@ -135,10 +144,10 @@ def main(argv=None):
     rows = []
     for name in args.reps.split(","):
         rep = resolve_representation(name)
-        stages = rescale_stages(resolve_settings(rep)["stages"], args.iterations)
+        table = options(args, rep.defaults.with_iterations(args.iterations))
         for option in chosen:
-            err, err_sq, sims, diverged, seconds = run_option(rep, photos, stages,
-                                                              table[option], args.seed)
+            err, err_sq, sims, diverged, seconds = run_option(rep, photos, table[option],
+                                                              args.seed)
             rows.append((name, option, err, err_sq, sims, diverged, seconds))
             print(f"  {name} {option}: error " + " ".join(f"{e:.1f}" for e in err)
                   + "  ssim " + " ".join(f"{s:.3f}" for s in sims), flush=True)
