@@ -233,10 +233,13 @@ class _Progress:
         self.next_line = 0.1
         if self.mode == "bar":
             try:
+                from tqdm import tqdm
                 if "ipykernel" in sys.modules:
-                    from tqdm.auto import tqdm
-                else:
-                    from tqdm import tqdm
+                    try:  # a widget bar where ipywidgets is there, else text
+                        import ipywidgets  # noqa: F401
+                        from tqdm.notebook import tqdm
+                    except ImportError:
+                        pass
             except ImportError:  # the bar is a nicety
                 self.mode = "lines"
             else:
