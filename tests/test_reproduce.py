@@ -95,8 +95,8 @@ photos = common.load_image_set(None, 3)          # 3 images: padded to 4 on 2 de
 xs = np.stack([common.prepare(rep, p) for p in photos])
 refs = common.compute_codes(rep, xs)
 keys = jnp.stack([common.image_key(jax.random.PRNGKey(0), p.name) for p in photos])
-s = common.settings_for(rep, iterations=6)
-images, codes, _ = common.invert_batch(rep, refs, keys, settings=s, shape=xs.shape[1:])
+s = common.config_for(rep, iterations=6)
+images, codes, _ = common.invert_batch(rep, refs, keys, config=s, shape=xs.shape[1:])
 np.save(sys.argv[1], images)
 print(json.dumps({"devices": len(jax.devices())}))
 """
