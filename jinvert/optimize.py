@@ -264,9 +264,9 @@ class _Progress:
         if self.start is None:
             self.start = (iteration, time.perf_counter())
             if self.bar is not None:
-                self.bar.reset()
-                self.bar.set_description("inverting")
+                self.bar.reset()  # the clock starts now, compiled
                 self.bar.n = self.bar.initial = self.bar.last_print_n = iteration
+                self.bar.set_description("inverting")
         if self.bar is not None:
             self.bar.update(iteration - self.bar.n)
             self.bar.set_postfix(loss=f"{means['total']:.4g}", refresh=False)
