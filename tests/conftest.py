@@ -63,7 +63,8 @@ def smooth_image(key, shape):
     h, w = shape
     noise = jax.random.normal(key, (h + 8, w + 8))
     kernel = jnp.outer(jnp.hanning(9), jnp.hanning(9))
-    blurred = jax.scipy.signal.convolve2d(noise, kernel / kernel.sum(), mode="valid")
+    blurred = jax.scipy.signal.convolve2d(noise, kernel / kernel.sum(), mode="valid",
+                                           precision=jax.lax.Precision.HIGHEST)
     ramp = jnp.linspace(-1.0, 1.0, w)[None, :] * jnp.linspace(0.5, 1.0, h)[:, None]
     return (60.0 * blurred / blurred.std() + 40.0 * ramp)[..., None]
 
