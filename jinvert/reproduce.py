@@ -16,6 +16,7 @@ import importlib
 import os
 import shlex
 import sys
+import textwrap
 
 from jinvert.experiments import NAMES
 
@@ -47,6 +48,13 @@ Examples:
   jinvert reproduce table1 --images ~/ILSVRC2012_val --limit 100 --out paper
   jinvert reproduce table3 --rep efficientnet --limit 8 --iterations 200
 """
+
+
+def wrap_text(text: str, width: int = 78) -> str:
+    """``text`` with each paragraph (blank-line separated) filled to
+    ``width`` columns, for argparse's raw description formatter."""
+    return "\n\n".join(textwrap.fill(" ".join(p.split()), width)
+                       for p in text.split("\n\n") if p.strip())
 
 
 def positive_int(text: str) -> int:
