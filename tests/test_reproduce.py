@@ -106,3 +106,41 @@ def test_sharded_equals_unsharded(tmp_path):
     np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-3)
     # and the per-image key makes an image's result independent of its batch
     assert not np.allclose(one[0], one[1])
+
+
+def _help(*argv):
+    from jinvert import cli
+
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv, "--help"])
+    assert info.value.code == 0
+
+
+@pytest.mark.parametrize("name", ["table1", "table3", "fig2", "fig4", "fig6", "fig7", "fig9",
+                                  "fig10"])
+def test_help_of_each_name(name, capsys):
+    """`jinvert reproduce NAME --help` says what NAME reproduces, what it
+    writes, its time on a CPU and a GPU; wrapped; no repository-only paths."""
+    _help("reproduce", name)
+    text = capsys.readouterr().out
+    number = name[3:] if name.startswith("fig") else name[5:]
+    assert ("Fig. " + number if name.startswith("fig") else "Table " + number) in text
+    assert f"OUT/{name}.md" in text and "Writes:" in text
+    time_text = " ".join(text.split("Time:")[1].split("options:")[0].split())
+    assert "CPU" in time_text and "GPU" in time_text
+    assert "--images" in text and "--iterations" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "benchmarks/" not in text
+
+
+def test_help_texts_are_distinct_and_wrapped(capsys):
+    texts = {}
+    for name in ["fig2", "fig4"]:
+        _help("reproduce", name)
+        texts[name] = capsys.readouterr().out
+    assert texts["fig2"] != texts["fig4"]
+    for argv in (["reproduce"], ["invert"], []):
+        _help(*argv)
+        text = capsys.readouterr().out
+        assert max(len(line) for line in text.splitlines()) <= 80, argv
+        assert "benchmarks/" not in text
