@@ -164,14 +164,16 @@ def _font(size: int = 12):
 
 def _plain(text: str) -> str:
     """``text`` with the characters the default font lacks spelled in ASCII."""
-    return " ".join(str(text).translate(_ASCII).split())
+    text = str(text).replace("λV", "lambda_V").replace("λα", "lambda_alpha")
+    return " ".join(text.translate(_ASCII).split())
 
 
 def _wrap(text: str, font, width: int) -> list[str]:
     """Greedy word wrap of ``text`` to lines at most ``width`` pixels wide
     (a single word longer than that keeps its own line)."""
     lines: list[str] = []
-    for word in text.split():
+    for word in text.replace(" %", "\x01%").split():  # "12.3 %" stays on one line
+        word = word.replace("\x01", " ")
         if lines and font.getlength(lines[-1] + " " + word) <= width:
             lines[-1] += " " + word
         else:
@@ -222,7 +224,7 @@ def labelled_montage(tiles, labels=None, *, title: str | None = None,
             t = resize(t, (height, max(1, round(t.shape[1] * height / t.shape[0]))))
         pics.append(t)
     labels = [None if lab is None else _plain(lab) for lab in labels]
-    columns = len(pics) if columns is None else max(1, int(columns))
+    columns = len(pics) if columns is None else max(1, min(int(columns), len(pics)))
     grid_rows = [list(range(i, min(i + columns, len(pics))))
                  for i in range(0, len(pics), columns)]
     font = _font(font_size)
