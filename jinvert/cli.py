@@ -314,9 +314,7 @@ def invert_montage(rep, args, x0, code, images, codes, *, iterations, glyphs=Non
         tiles.append(np.asarray(rep.deprocess(x)))
         labels.append(f"reconstruction {k + 1}: error {100 * _code_error(c, code):.1f} %")
     name = os.path.basename(args.image) if args.image else "the bundled astronaut photo"
-    family, _, layer = args.rep.partition(":")
-    what = f"layer {layer} of {family}" if layer else args.rep
-    title = (f"{name} reconstructed from its {what} code ({rep.description}); "
+    title = (f"{args.rep} ({rep.description}): {name} reconstructed from its code; "
              f"{iterations} iterations, seed {args.seed}")
     note = ("random weights: not a trained network (reconstructions show no "
             "natural-image structure)" if args.weights == "random" else None)
