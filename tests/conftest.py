@@ -90,13 +90,31 @@ def assert_gradient_matches_finite_differences(apply, shape=(40, 44), directions
             assert abs(float(numeric - analytic)) <= 1e-4 * abs(float(analytic)) + 1e-9
 
 
+#: Modules whose tests each compile programs around a whole random AlexNet
+#: (60 M parameters, 240 MB) closed over as constants: their programs are
+#: dropped after every test, not only at the end of the module.
+_HEAVY_MODULES = {"test_alexnet", "test_weights", "test_efficientnet"}
+
+
+def _drop_compiled_programs():
+    import gc
+    import jax
+    jax.clear_caches()
+    gc.collect()
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
     """Drop JAX's compiled programs (and the weights folded into them as
     constants) after each test module: the suite otherwise keeps every
     module's programs alive to the end and peaks at about 5 GB."""
     yield
-    import gc
-    import jax
-    jax.clear_caches()
-    gc.collect()
+    _drop_compiled_programs()
+
+
+@pytest.fixture(autouse=True)
+def _release_heavy_programs(request):
+    """The same after each test of the AlexNet-sized modules."""
+    yield
+    if request.module.__name__.rsplit(".", 1)[-1] in _HEAVY_MODULES:
+        _drop_compiled_programs()
