@@ -275,15 +275,13 @@ class _Progress:
 
 def _code_error(code_k, code) -> float:
     """||code_k - code|| / ||code||: the relative code error jinvert invert
-    prints (norms, not squares). Computed here rather than with
-    jinvert.metrics.relative_error so that it means the same whichever
-    version of that function (squared or not) is installed."""
-    import numpy as np
+    prints and draws (norms, not squares; NaN for an all-zero code)."""
+    from jinvert.metrics import relative_error
 
-    a = np.asarray(code_k, dtype=np.float64)
-    b = np.asarray(code, dtype=np.float64)
-    norm = np.linalg.norm(b)
-    return float(np.linalg.norm(a - b) / norm) if norm > 0 else float("nan")
+    try:
+        return relative_error(code_k, code)
+    except ValueError:  # an all-zero reference code
+        return float("nan")
 
 
 def invert_montage(rep, args, x0, code, images, codes, *, iterations, glyphs=None):

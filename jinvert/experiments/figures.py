@@ -33,14 +33,18 @@ def code_error(rep, picture, code, mask=None) -> float:
     Returns:
       ``100 · ||m·(Φ(x*) − Φ0)|| / ||m·Φ0||`` (norms, not squares).
     """
+    from jinvert.metrics import relative_error
+
     picture = np.round(np.clip(np.asarray(picture, np.float32), 0, 1) * 255) / 255
     x = np.asarray(rep.preprocess(picture), np.float32)
     got = np.asarray(rep(x), np.float64)
     ref = np.asarray(code, np.float64)
     m = np.ones_like(ref) if mask is None else np.broadcast_to(np.asarray(mask, np.float64),
                                                                 ref.shape)
-    norm = np.linalg.norm(m * ref)
-    return float(100 * np.linalg.norm(m * (got - ref)) / norm) if norm > 0 else float("nan")
+    try:
+        return 100 * relative_error(m * got, m * ref)
+    except ValueError:  # nothing of the code selected
+        return float("nan")
 
 
 def error_label(name: str, rep, picture, code, mask=None) -> str:
