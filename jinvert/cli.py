@@ -12,20 +12,32 @@ stderr and exit status 2; Ctrl-C ends with status 130 and writes nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import sys
 import time
+import warnings
 
 from jinvert import registry, reproduce
 from jinvert.reproduce import positive_int
+from jinvert.reproduce import wrap_text as _wrap
+
+#: What ``jinvert invert`` prints and labels as the error of a reconstruction.
+ERROR_NAME = "relative code error ||phi(x*)-phi(x0)|| / ||phi(x0)||"
 
 EPILOG_INVERT = """\
 representations:
   hog                 CNN-HOG (27 channels, hard orientation binning, 8x8 cells)
   hogb                CNN-HOGb (bilinear orientation binning)
   dsift               CNN-DSIFT (dense SIFT, bin size 5)
-  alexnet:LAYER       a layer of AlexNet, e.g. alexnet:relu5 (see --weights)
-  efficientnet:LAYER  a layer of EfficientNet-Lite0
+  alexnet:LAYER       a layer of AlexNet (CNN-A), e.g. alexnet:relu5 (needs
+                      --weights FILE, or --weights random)
+  efficientnet:LAYER  a layer of EfficientNet-Lite0 (ImageNet weights, installed
+                      with jinvert), e.g. efficientnet:block9
+
+layers:
+{layers}
 
 The paper's settings are the defaults for each representation (HOG/DSIFT:
 4 x 200 iterations of SGD with momentum 0.9 from a learning rate of 0.004,
@@ -35,18 +47,33 @@ CPU time low the image is shrunk so that its longer side is at most
 --max-size pixels (default 256) unless --size is given. The paper's sigma
 and lambdas are for 227x227x3 input values: for other sizes sigma is scaled
 by sqrt(HWC/(227*227*3)) and the lambdas so that each prior weighs as on a
-paper-size image (jinvert.Config.sized). CNNs take their own fixed size (the image is
-scaled and centre-cropped to it).
+paper-size image (jinvert.Config.sized). CNNs take their own fixed
+size (the image is scaled and centre-cropped to it).
 
-The output is one PNG: the original as the representation sees it, the HOG
-glyphs (for hog and hogb), then the K reconstructions. The command prints,
-for each reconstruction, its relative error ||phi(x*) - phi(x0)||^2 /
-||phi(x0)||^2 in percent (not the paper's Table-1 metric, which needs a set
-of images: see benchmarks/shallow_quality.py), and the time taken.
+output:
+  One PNG (default: IMAGESTEM-REP.png in the current folder), labelled: a
+  title with the representation and layer, the original as the
+  representation sees it, the HOG glyphs (hog and hogb), then the K
+  reconstructions, each with its error, and a red mark where the network's
+  weights are random. The error printed and drawn is the relative code
+  error ||phi(x*)-phi(x0)|| / ||phi(x0)|| in percent (norms, not squares).
+  It is not the paper's Table-1 metric, which normalises by the distances
+  between the codes of a set of test images: see 'jinvert reproduce table1'.
+
+messages:
+  On a terminal a progress bar, whose time estimate starts after the first
+  step (which includes compilation); in a log or a pipe, a line on stderr
+  every 10 % of the iterations (iteration, losses, elapsed time). Notes
+  (random weights, an image enlarged to a network's size) are one line each,
+  'jinvert: note: ...', on stderr.
 
 example:
   jinvert invert photo.jpg --rep hog --samples 4 --out hog.png
 """
+
+
+def _invert_epilog() -> str:
+    return EPILOG_INVERT.format(layers=registry.layers_text())
 
 
 class _UsageError(Exception):
@@ -54,8 +81,17 @@ class _UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    #: A function returning the epilog, called when help is shown (so that
+    #: building the parser does not import the networks to list layers).
+    epilog_fn = None
+
     def error(self, message):  # one line instead of usage + message
         raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+    def format_help(self):
+        if self.epilog_fn is not None:
+            self.epilog, self.epilog_fn = self.epilog_fn(), None
+        return super().format_help()
 
 
 def _non_negative_float(text: str) -> float:
@@ -82,16 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     inv = sub.add_parser(
         "invert", help="reconstruct images from the code of an image",
-        description="Compute the code of IMAGE under a representation, reconstruct K "
-                    "images from random noise that have the same code, and write them "
-                    "side by side in one PNG.",
-        epilog=EPILOG_INVERT, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=_wrap("Compute the code of IMAGE under a representation, "
+                          "reconstruct K images from random noise that have the same "
+                          "code, and write them side by side, labelled, in one PNG."),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    inv.epilog_fn = _invert_epilog
     inv.add_argument("image", nargs="?", metavar="IMAGE",
                      help="image file (PNG, JPEG, ...); default: the bundled astronaut "
                           "photo (NASA, public domain)")
     inv.add_argument("--rep", default="hog", metavar="NAME",
                      help="representation: hog, hogb, dsift, alexnet:LAYER, "
-                          "efficientnet:LAYER (default: hog)")
+                          "efficientnet:LAYER (default: hog; layers listed below)")
     inv.add_argument("--samples", type=positive_int, default=1, metavar="K",
                      help="number of reconstructions from independent random starts, "
                           "computed together (default: 1)")
@@ -111,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="learning rate of the first stage (paper: 0.004 for HOG/DSIFT)")
     inv.add_argument("--parameterization", choices=("pixels", "fourier"), default="pixels",
                      help="what is optimised: the pixels (the paper) or a decorrelated "
-                          "Fourier basis (beyond the paper; see docs/priors.md)")
+                          "Fourier basis (beyond the paper; see docs/priors.md in the "
+                          "jinvert repository)")
     inv.add_argument("--jitter", type=int, default=0, metavar="PIXELS",
                      help="shift the image randomly by up to PIXELS at each step "
                           "(beyond the paper; default 0)")
@@ -132,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "'random' for random parameters of the real shapes; default: "
                           "$JINVERT_ALEXNET_WEIGHTS")
     inv.add_argument("--out", metavar="FILE",
-                     help="output PNG (default: IMAGESTEM-REP.png in the current folder)")
+                     help="output PNG (default: IMAGESTEM-REP.png in the current folder, "
+                          "e.g. astronaut-hog.png)")
 
     wts = sub.add_parser("weights", help="download pretrained CNN weights",
                          description="Manage pretrained CNN weights.")
@@ -151,13 +190,14 @@ def _prepare_image(rep, image, args):
     """``(H, W, 3)`` in [0, 1] -> the input-space image rep works on."""
     from jinvert import images as im
 
+    name = os.path.basename(args.image) if args.image else im.DEFAULT_IMAGE
     if rep.input_size is not None:
         if args.size is not None and tuple(args.size) != tuple(rep.input_size):
             raise ValueError(f"{rep.name} takes {rep.input_size[0]}x{rep.input_size[1]} "
                              f"images; drop --size")
-        image = im.resize_and_crop(image, tuple(rep.input_size))
+        image = im.resize_and_crop(image, tuple(rep.input_size), name=name)
     elif args.size is not None:
-        image = im.resize_and_crop(image, tuple(args.size))
+        image = im.resize_and_crop(image, tuple(args.size), name=name)
     else:
         h, w = image.shape[:2]
         scale = args.max_size / max(h, w)
@@ -171,13 +211,115 @@ def _default_out(args) -> str:
     return f"{stem}-{args.rep.replace(':', '-')}.png"
 
 
-def _progress_bar(total: int):
+class _Progress:
+    """The inversion's progress on stderr, fed by ``invert``'s callback.
+
+    On a terminal, a tqdm bar. The first step includes the compilation
+    (seconds, the time of hundreds of steps), so the bar says "compiling"
+    until the first callback and only then starts the clock its estimate of
+    the remaining time is based on. Without a terminal (a log, a pipe), or
+    without tqdm, a plain line about every 10 % of the iterations:
+    iteration, objective, data term, elapsed time.
+    """
+
+    def __init__(self, total: int, *, stream=None, tty: bool | None = None,
+                 clock=time.perf_counter):
+        self.stream = sys.stderr if stream is None else stream
+        if tty is None:
+            tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.total, self.clock, self.start = total, clock, clock()
+        self.step = max(1, math.ceil(total / 10))
+        self.next_line = self.step
+        self.bar = None
+        self.first = True
+        self.compile_s = None  # time to the first callback: compiling + first steps
+        if tty:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # the bar is a nicety: plain lines instead
+                tqdm = None
+            if tqdm is not None:
+                self._tqdm = tqdm
+                self.bar = tqdm(total=total, desc="compiling...", unit="it",
+                                file=self.stream, dynamic_ncols=True, leave=False,
+                                bar_format="{desc}")
+
+    def __call__(self, iteration: int, total: int, terms: dict) -> None:
+        if self.bar is not None:
+            if self.first:  # compiled: a fresh bar, its clock starting now
+                self.bar.close()
+                self.bar = self._tqdm(total=total, initial=iteration, desc="inverting",
+                                      unit="it", file=self.stream, dynamic_ncols=True,
+                                      leave=False)
+            else:
+                self.bar.update(iteration - self.bar.n)
+            self.bar.set_postfix(loss=f"{terms['total']:.4g}", data=f"{terms['data']:.3g}")
+        if self.first:
+            self.compile_s, self.first_iteration = self.clock() - self.start, iteration
+        if self.bar is None and (iteration >= self.next_line or iteration == total):
+            elapsed = self.clock() - self.start
+            first_line = self.next_line == self.step
+            print(f"jinvert: iteration {iteration}/{total} ({100 * iteration // total} %), "
+                  f"loss {terms['total']:.4g}, data term {terms['data']:.3g}, "
+                  f"{elapsed:.1f} s elapsed"
+                  + (f" ({self.compile_s:.1f} s of it compiling and the first "
+                     f"{self.first_iteration} iteration(s))" if first_line else ""),
+                  file=self.stream, flush=True)
+            self.next_line = (iteration // self.step + 1) * self.step
+        self.first = False
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _code_error(code_k, code) -> float:
+    """||code_k - code|| / ||code||: the relative code error jinvert invert
+    prints and draws (norms, not squares; NaN for an all-zero code)."""
+    from jinvert.metrics import relative_error
+
     try:
-        from tqdm import tqdm
-    except ImportError:  # the bar is a nicety
-        return None
-    return tqdm(total=total, unit="it", desc="inverting", file=sys.stderr,
-                dynamic_ncols=True, leave=False, disable=None)  # None: off when not a terminal
+        return relative_error(code_k, code)
+    except ValueError:  # an all-zero reference code
+        return float("nan")
+
+
+def invert_montage(rep, args, x0, code, images, codes, *, iterations, glyphs=None):
+    """The labelled picture ``jinvert invert`` writes, and the texts drawn.
+
+    Args:
+      rep: the representation; args: the parsed command line.
+      x0: the original in rep's input space; code: its code.
+      images: the reconstructions ``(K, H, W, C)`` in the input space;
+        codes: their codes ``(K, *code_shape)``.
+      iterations: the number of iterations run.
+      glyphs: the HOG glyph picture, if any.
+
+    Returns:
+      ``(picture, drawn)`` from :func:`jinvert.images.labelled_montage`.
+    """
+    import numpy as np
+
+    from jinvert import images as im
+
+    h, w = x0.shape[:2]
+    tiles = [np.asarray(rep.deprocess(x0))]
+    labels = [f"original ({w}x{h})"]
+    if glyphs is not None:
+        tiles.append(np.asarray(glyphs))
+        labels.append("HOG glyphs")
+    for k, (x, c) in enumerate(zip(images, codes)):
+        tiles.append(np.asarray(rep.deprocess(x)))
+        labels.append(f"reconstruction {k + 1}: error {100 * _code_error(c, code):.1f} %")
+    name = os.path.basename(args.image) if args.image else "the bundled astronaut photo"
+    title = (f"{args.rep} ({rep.description}): {name} reconstructed from its code; "
+             f"{iterations} iterations, seed {args.seed}")
+    note = ("random weights: not a trained network (reconstructions show no "
+            "natural-image structure)" if args.weights == "random" else None)
+    caption = (f"error: {ERROR_NAME} (not the paper's Table-1 metric; see "
+               f"'jinvert reproduce table1')")
+    return im.labelled_montage(tiles, labels, title=title, note=note, caption=caption,
+                               height=tiles[0].shape[0], columns=min(len(tiles), 6))
 
 
 def _run_invert(args) -> int:
@@ -185,7 +327,6 @@ def _run_invert(args) -> int:
     import numpy as np
 
     from jinvert import images as im
-    from jinvert.metrics import relative_error
     from jinvert.optimize import invert
 
     if args.weights not in (None, "random") and not os.path.exists(args.weights):
@@ -209,36 +350,31 @@ def _run_invert(args) -> int:
         config = config.with_iterations(args.iterations)
     total = config.iterations
 
-    bar = _progress_bar(total)
-
-    def progress(iteration, total_, terms):
-        if bar is not None:
-            bar.update(iteration - bar.n)
-            bar.set_postfix(loss=f"{terms['total']:.4g}", data=f"{terms['data']:.3g}")
-
+    progress = _Progress(total)
     start = time.perf_counter()
     try:
         result = invert(rep, code, shape=tuple(x0.shape), key=jax.random.PRNGKey(args.seed),
                         samples=args.samples, config=config, progress=progress,
                         **_beyond_the_paper(args, config))
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
     elapsed = time.perf_counter() - start
     if not np.all(np.isfinite(np.asarray(result.images))):
         raise ValueError("the optimisation diverged (NaN/inf pixels); try a smaller "
                          "--learning-rate or --lambda-alpha")
 
-    tiles = [np.asarray(rep.deprocess(x0))]
+    glyphs = None
     if rep.render is not None:  # a picture of the code (HOG's glyphs)
-        tiles.append(np.asarray(rep.render(code)))
-    tiles += [np.asarray(rep.deprocess(x)) for x in result.images]
-    im.save_image(out, im.montage(tiles, height=tiles[0].shape[0]))
-
+        glyphs = rep.render(code)
     codes = np.asarray(result.codes)
+    picture, _ = invert_montage(rep, args, x0, code, np.asarray(result.images), codes,
+                                iterations=total, glyphs=glyphs)
+    im.save_image(out, picture)
+
     for k in range(args.samples):
-        print(f"sample {k + 1}: relative error ||phi(x*)-phi(x0)||^2/||phi(x0)||^2 = "
-              f"{100 * relative_error(codes[k], code):.2f} %")
+        print(f"sample {k + 1}: {ERROR_NAME} = {100 * _code_error(codes[k], code):.2f} %")
+    print("  (not the paper's Table-1 metric, which normalises by the distances between\n"
+          "   the codes of a set of test images: see 'jinvert reproduce table1')")
     print(f"{args.rep}: {args.samples} reconstruction(s) of {x0.shape[0]}x{x0.shape[1]}, "
           f"{total} iterations, {elapsed:.1f} s (compilation included)")
     print(f"wrote {out}")
@@ -276,15 +412,8 @@ def main(argv=None) -> int:
     exit status: 0 success, 2 bad input, 130 interrupted."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return 2
-        if args.command == "invert":
-            return _run_invert(args)
-        if args.command == "reproduce":
-            return reproduce.run(args)
-        return _run_weights(args)
+        with _notes_as_lines():
+            return _dispatch(parser, argv)
     except KeyboardInterrupt:
         print("jinvert: interrupted; no output written", file=sys.stderr)
         return 130
@@ -292,6 +421,36 @@ def main(argv=None) -> int:
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"jinvert: error: {message}", file=sys.stderr)
         return 2
+
+
+@contextlib.contextmanager
+def _notes_as_lines():
+    """Within: every warning shown (random weights, an enlarged image, ...)
+    is printed as one line ``jinvert: note: ...`` on stderr, without the
+    file, line and source that Python's format adds; library callers keep
+    ordinary warnings."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        if category is not UserWarning:
+            text = f"{category.__name__}: {text}"
+        print(f"jinvert: note: {text}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def _dispatch(parser, argv) -> int:
+    """Parse ``argv`` and run the command."""
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command == "invert":
+        return _run_invert(args)
+    if args.command == "reproduce":
+        return reproduce.run(args)
+    return _run_weights(args)
 
 
 if __name__ == "__main__":

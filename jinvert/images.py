@@ -135,3 +135,159 @@ def montage(images, *, pad: int = 4, height: int | None = None) -> np.ndarray:
         out[pad:pad + t.shape[0], x:x + t.shape[1]] = t
         x += t.shape[1] + pad
     return out
+
+
+# ----------------------------------------------------------------------------
+# Labelled montages: every panel says what it is.
+# ----------------------------------------------------------------------------
+
+#: Characters PIL's default font lacks, spelled out so nothing draws as a box.
+_ASCII = str.maketrans({"λ": "lambda", "β": "beta", "α": "alpha", "σ": "sigma",
+                        "φ": "phi", "Φ": "Phi", "‖": "||", "×": "x", "—": "-",
+                        "–": "-", "±": "+/-", "≈": "~", "…": "...", "²": "^2",
+                        "·": "*", "→": "->", "≥": ">=", "≤": "<="})
+
+#: Text colours: labels and title black, the warning note red, captions grey.
+_INK = {"title": (0, 0, 0), "label": (0, 0, 0), "note": (200, 0, 0),
+        "caption": (90, 90, 90)}
+
+
+def _font(size: int = 12):
+    """PIL's built-in font (no font file needed): the scalable one where PIL
+    has FreeType (Pillow >= 10.1), else the fixed bitmap one."""
+    from PIL import ImageFont
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # old Pillow or no FreeType
+        return ImageFont.load_default()
+
+
+def _plain(text: str) -> str:
+    """``text`` with the characters the default font lacks spelled in ASCII."""
+    text = str(text).replace("λV", "lambda_V").replace("λα", "lambda_alpha")
+    return " ".join(text.translate(_ASCII).split())
+
+
+def _wrap(text: str, font, width: int) -> list[str]:
+    """Greedy word wrap of ``text`` to lines at most ``width`` pixels wide
+    (a single word longer than that keeps its own line)."""
+    lines: list[str] = []
+    for word in text.replace(" %", "\x01%").split():  # "12.3 %" stays on one line
+        word = word.replace("\x01", " ")
+        if lines and font.getlength(lines[-1] + " " + word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
+def labelled_montage(tiles, labels=None, *, title: str | None = None,
+                     note: str | None = None, caption: str | None = None,
+                     height: int | None = None, columns: int | None = None,
+                     pad: int = 4, font_size: int = 12) -> tuple[np.ndarray, list[str]]:
+    """Lay pictures out in a grid with a label above each, on white.
+
+    Args:
+      tiles: list of ``(H, W[, 3])`` pictures in [0, 1].
+      labels: one string (or None) per tile, drawn above it, wrapped to its
+        column's width.
+      title: a line (wrapped) across the top, e.g. the representation and
+        layer.
+      note: a line drawn in red under the title, for what must not be missed
+        (e.g. "random weights: not a trained network").
+      caption: a grey line across the bottom (e.g. what an error means).
+      height: resize every tile to this height (pixels), keeping its aspect.
+      columns: tiles per row (default: all in one row); rows are filled in
+        order.
+      pad: white pixels between and around the tiles.
+      font_size: text height in pixels (PIL's built-in font; where PIL has no
+        FreeType its fixed bitmap font is used whatever the size).
+
+    Returns:
+      ``(image, drawn)``: float32 ``(H', W', 3)`` in [0, 1], and the texts
+      drawn, in order (title, note, the labels row by row, caption), as
+      drawn: characters the built-in font lacks (λ, β, φ, ×, ...) are spelled
+      out in ASCII.
+    """
+    from PIL import ImageDraw
+
+    tiles = list(tiles)
+    if not tiles:
+        raise ValueError("labelled_montage: no tiles")
+    labels = [None] * len(tiles) if labels is None else list(labels)
+    if len(labels) != len(tiles):
+        raise ValueError(f"labelled_montage: {len(tiles)} tiles but {len(labels)} labels")
+    pics = []
+    for t in tiles:
+        t = to_rgb(np.clip(np.asarray(t, dtype=np.float32), 0, 1))
+        if height is not None and t.shape[0] != height:
+            t = resize(t, (height, max(1, round(t.shape[1] * height / t.shape[0]))))
+        pics.append(t)
+    labels = [None if lab is None else _plain(lab) for lab in labels]
+    columns = len(pics) if columns is None else max(1, min(int(columns), len(pics)))
+    grid_rows = [list(range(i, min(i + columns, len(pics))))
+                 for i in range(0, len(pics), columns)]
+    font = _font(font_size)
+    line_h = int(font.getbbox("Ag|")[3]) + 3
+    has_labels = any(lab for lab in labels)
+    # A column is as wide as its widest tile, and wide enough for a few words.
+    col_w = []
+    for c in range(columns):
+        members = [i for i in range(c, len(pics), columns)]
+        w = max(pics[i].shape[1] for i in members)
+        col_w.append(max(w, 9 * line_h) if has_labels else w)
+    total_w = sum(col_w) + pad * (columns + 1)
+    wrapped = [_wrap(lab, font, col_w[i % columns]) if lab else []
+               for i, lab in enumerate(labels)]
+
+    blocks = []  # (kind, lines) across the whole width
+    for kind, text in (("title", title), ("note", note)):
+        if text:
+            blocks.append((kind, _wrap(_plain(text), font, total_w - 2 * pad)))
+    foot = _wrap(_plain(caption), font, total_w - 2 * pad) if caption else []
+
+    top = pad + sum(len(lines) * line_h for _, lines in blocks)
+    row_geom = []  # (label_y, tile_y, row height)
+    y = top
+    for members in grid_rows:
+        band = max(len(wrapped[i]) for i in members) * line_h
+        tile_h = max(pics[i].shape[0] for i in members)
+        row_geom.append((y + pad, y + pad + band))
+        y += pad + band + tile_h
+    total_h = y + pad + len(foot) * line_h + (pad if foot else 0)
+
+    canvas = np.ones((total_h, total_w, 3), dtype=np.float32)
+    for members, (_, tile_y) in zip(grid_rows, row_geom):
+        x = pad
+        for i in members:
+            c = i % columns
+            t = pics[i]
+            left = x + (col_w[c] - t.shape[1]) // 2
+            canvas[tile_y:tile_y + t.shape[0], left:left + t.shape[1]] = t
+            x += col_w[c] + pad
+    image = Image.fromarray((canvas * 255 + 0.5).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    drawn: list[str] = []
+    y = pad
+    for kind, lines in blocks:
+        for line in lines:
+            draw.text((pad, y), line, fill=_INK[kind], font=font)
+            y += line_h
+        drawn.append(" ".join(lines))
+    for members, (label_y, _) in zip(grid_rows, row_geom):
+        x = pad
+        for i in members:
+            c = i % columns
+            for k, line in enumerate(wrapped[i]):  # centred over the tile
+                left = x + max(0, (col_w[c] - int(font.getlength(line))) // 2)
+                draw.text((left, label_y + k * line_h), line, fill=_INK["label"], font=font)
+            if labels[i]:
+                drawn.append(labels[i])
+            x += col_w[c] + pad
+    y = total_h - pad - len(foot) * line_h
+    for line in foot:
+        draw.text((pad, y), line, fill=_INK["caption"], font=font)
+        y += line_h
+    if foot:
+        drawn.append(" ".join(foot))
+    return np.asarray(image, dtype=np.float32) / 255.0, drawn

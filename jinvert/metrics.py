@@ -186,8 +186,10 @@ def ssim(a, b, *, data_range: float = 1.0, sigma: float = 1.5,
     def blur(x):
         # Separable valid filtering of every channel: (H, W, C) → (H−2r, W−2r, C).
         x = jnp.moveaxis(x, -1, 0)[:, None]                       # (C, 1, H, W)
-        x = jax.lax.conv(x, taps[None, None, :, None], (1, 1), "VALID")
-        x = jax.lax.conv(x, taps[None, None, None, :], (1, 1), "VALID")
+        # Full float32 on every backend (not TF32 on NVIDIA GPUs).
+        highest = jax.lax.Precision.HIGHEST
+        x = jax.lax.conv(x, taps[None, None, :, None], (1, 1), "VALID", precision=highest)
+        x = jax.lax.conv(x, taps[None, None, None, :], (1, 1), "VALID", precision=highest)
         return jnp.moveaxis(x[:, 0], 0, -1)
 
     mu_a, mu_b = blur(a), blur(b)

@@ -21,8 +21,40 @@ SHALLOW = {
 #: Families that take a layer: ``family:LAYER``.
 DEEP = {
     "alexnet": "alexnet:LAYER, e.g. alexnet:relu5 (needs --weights or fetched weights)",
-    "efficientnet": "efficientnet:LAYER",
+    "efficientnet": "efficientnet:LAYER, e.g. efficientnet:block9",
 }
+#: A typical layer of each family, for examples and hints.
+EXAMPLE_LAYER = {"alexnet": "relu5", "efficientnet": "block9"}
+
+
+def layers(family: str) -> tuple[str, ...]:
+    """The layer names ``family:LAYER`` accepts, input to output: AlexNet's
+    20 layers of the paper's Table 2 (CaffeNet order), EfficientNet-Lite0's
+    20 taps. Imports the network's module (and so JAX)."""
+    family = family.lower()
+    if family not in DEEP:
+        raise ValueError(f"{family!r} has no layers; families with layers: {', '.join(DEEP)}")
+    return tuple(importlib.import_module(f"jinvert.representations.{family}").LAYERS)
+
+
+def layers_text(width: int = 78) -> str:
+    """The layers of every family, for help texts (one indented block each)."""
+    import textwrap
+
+    notes = {"alexnet": "CNN-A, the paper's Table 2; also pool1, pool2, pool5 "
+                        "and the numbers 1-20",
+             "efficientnet": "EfficientNet-Lite0 taps, aligned with CNN-A's 20 layers"}
+    out = []
+    for family in DEEP:
+        try:
+            names = " ".join(layers(family))
+        except ImportError as err:  # an optional dependency missing
+            names = f"(unavailable: {err})"
+        out.append(textwrap.fill(f"{family}:LAYER ({notes[family]}):", width,
+                                 initial_indent="  ", subsequent_indent="      "))
+        out.append(textwrap.fill(names, width, initial_indent="    ",
+                                 subsequent_indent="    "))
+    return "\n".join(out)
 
 
 def names() -> list[str]:
@@ -61,8 +93,13 @@ def resolve_representation(name: str, weights=None):
         return hog(bilinear=(family == "hogb"), texture=False)
     if family in DEEP:
         if not layer:
+            try:
+                valid_layers = ", ".join(layers(family))
+            except ImportError:
+                valid_layers = "see 'jinvert invert --help'"
             raise ValueError(f"representation {raw!r} needs a layer, as {family}:LAYER "
-                             f"(e.g. {family}:relu5 for alexnet)")
+                             f"(e.g. {family}:{EXAMPLE_LAYER[family]}); layers: "
+                             f"{valid_layers}")
         if family == "alexnet":  # its weights are read by jinvert.weights
             return importlib.import_module("jinvert.weights").alexnet_from_spec(layer, weights)
         module = importlib.import_module(f"jinvert.representations.{family}")

@@ -16,6 +16,7 @@ import importlib
 import os
 import shlex
 import sys
+import textwrap
 
 from jinvert.experiments import NAMES
 
@@ -49,6 +50,13 @@ Examples:
 """
 
 
+def wrap_text(text: str, width: int = 78) -> str:
+    """``text`` with each paragraph (blank-line separated) filled to
+    ``width`` columns, for argparse's raw description formatter."""
+    return "\n\n".join(textwrap.fill(" ".join(p.split()), width)
+                       for p in text.split("\n\n") if p.strip())
+
+
 def positive_int(text: str) -> int:
     """argparse type: a positive integer (also used by :mod:`jinvert.cli`)."""
     try:
@@ -60,22 +68,140 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_subparser(subparsers) -> argparse.ArgumentParser:
-    """Add the ``reproduce`` subcommand to an argparse ``subparsers`` object
-    and return its parser (it sets ``func=run``)."""
-    p = subparsers.add_parser(
-        "reproduce", help="reproduce a table or figure of the paper",
-        description="Reproduce a result of Mahendran & Vedaldi (CVPR 2015): "
-        + "; ".join(f"{k}: {v}" for k, v in HELP.items()),
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", choices=NAMES, metavar="NAME", help="one of: " + ", ".join(NAMES))
+#: For ``jinvert reproduce NAME --help``: what NAME reproduces (``what``),
+#: the files it writes under --out (``writes``), the options that change it
+#: (``options``) and how long it takes at its defaults (``time``). CPU times:
+#: per-iteration times measured on a shared 2-core x86-64 CPU with JAX 0.10
+#: (HOG/DSIFT at 227x227: 5-6 ms; EfficientNet-Lite0: 2 ms at the stem,
+#: 0.11 s at block2, 0.2 s at block8, 0.26 s at the logits, 0.8-1 s for 4
+#: samples; AlexNet relu2/relu5 with a group mask: 11-13 ms) times the
+#: iterations, plus 1-5 s of compilation per layer. GPU times are estimates,
+#: not measured.
+DETAILS = {
+    "table1": dict(
+        what="the paper's Table 1: the normalised reconstruction error of HOG, "
+             "HOGb and DSIFT. Each image, resized and centre-cropped to 227x227 "
+             "grey, is inverted once under each representation at the paper's "
+             "settings (4 x 200 iterations), and the error (the paper's metric: "
+             "normalised by the distances between the codes of the test images) "
+             "is reported as mean +/- std over the images, beside the paper's "
+             "numbers.",
+        writes="OUT/table1.md (the table and per-image errors), OUT/table1.png "
+               "(the first four images and their reconstructions), "
+               "OUT/table1/results.jsonl (for resuming) and OUT/table1/REP/ (each "
+               "reconstruction's PNG and code).",
+        options="--rep hog|hogb|dsift (repeatable; default all three), --images, "
+                "--limit, --iterations, --batch-size, --seed.",
+        time="15 photos x 3 representations x 800 iterations at ~6 ms: about 5 "
+             "minutes on two CPU cores (45 inversions of ~5 s each, plus "
+             "compilation); estimated under a minute on a GPU (not measured)."),
+    "table3": dict(
+        what="the paper's Table 3: the normalised reconstruction error of every "
+             "layer of a CNN for each of three lambda_V (the paper's bands 0.5, 5, "
+             "50 for AlexNet; the same bands carried to EfficientNet-Lite0's input "
+             "space, ~0.51, 5.1, 51).",
+        writes="OUT/table3.md (layers x lambda_V, the layer's own band in bold), "
+               "OUT/table3/results.jsonl (for resuming) and OUT/table3/LAYER/ (each "
+               "reconstruction's PNG and code).",
+        options="--rep efficientnet|alexnet (default efficientnet), --weights "
+                "(alexnet), --layers L1,L2, --images, --limit, --iterations, "
+                "--batch-size, --seed.",
+        time="at the defaults (20 layers x 3 lambda_V x 15 photos x 400 "
+             "iterations at 0.002-0.26 s per image on EfficientNet): many hours on "
+             "two CPU cores (6 to 18 by the measured iteration times); reduce it "
+             "with --layers, --limit and --iterations (6 layers x 4 images x 200 "
+             "iterations took 13 minutes). Estimated tens of minutes on a GPU, "
+             "where the batch of images runs at once (not measured)."),
+    "fig2": dict(
+        what="the paper's Fig. 2: total variation (beta = 1) leaves 'spikes' where "
+             "the network subsamples, the V^2 prior (beta = 2) does not. One photo "
+             "inverted from an early layer (efficientnet:block2, in CNN-A norm1's "
+             "place; alexnet:norm1 with --rep alexnet) with beta = 1 and beta = 2, "
+             "at lambdas giving both priors the same value on the photo.",
+        writes="OUT/fig2.png (labelled: the photo, the beta = 1 and beta = 2 "
+               "reconstructions, then their centres enlarged), OUT/fig2.md, and "
+               "each panel under OUT/fig2/ (a re-run reuses them).",
+        options="--rep efficientnet|alexnet, --weights, --layers L, --images "
+                "(the first image is used), --iterations, --seed.",
+        time="2 inversions x 400 iterations at ~0.11 s: about 1.5 minutes on two "
+             "CPU cores; estimated well under a minute on a GPU (not measured)."),
+    "fig4": dict(
+        what="the paper's Fig. 4: the effect of lambda_V on HOG inversion. One "
+             "photo (227x227 grey) inverted from its HOG code with lambda_V = "
+             "0.5, 5 (the paper's HOG setting) and 50 (beta = 2).",
+        writes="OUT/fig4.png (labelled: the photo, its HOG glyphs, the three "
+               "reconstructions), OUT/fig4.md, and each panel under OUT/fig4/.",
+        options="--rep hog|hogb|dsift (default hog), --images (the first image "
+                "is used), --iterations, --seed.",
+        time="3 inversions x 800 iterations at ~6 ms: about 20 s on two CPU "
+             "cores; estimated a few seconds on a GPU (not measured)."),
+    "fig6": dict(
+        what="the paper's Fig. 6: one photo reconstructed from every layer of a "
+             "CNN (EfficientNet-Lite0's 20 taps by default), each with its own "
+             "defaults, in layer order, so the loss of detail with depth shows.",
+        writes="OUT/fig6.png (labelled, rows of the photo and seven layers), "
+               "OUT/fig6.md, and each panel under OUT/fig6/ (a re-run reuses them).",
+        options="--rep efficientnet|alexnet, --weights, --layers L1,L2, --images "
+                "(the first image is used), --iterations, --seed.",
+        time="20 layers x 400 iterations at 0.002-0.26 s: about 25 minutes on two "
+             "CPU cores (--iterations 200 halves it); estimated one to two minutes "
+             "on a GPU (not measured)."),
+    "fig7": dict(
+        what="the paper's Fig. 7: several reconstructions per deep layer from "
+             "independent random starts (run together under vmap); what differs "
+             "between them is what the layer does not encode.",
+        writes="OUT/fig7.png (labelled, one row per layer: block11, block15, head, "
+               "logits by default), OUT/fig7.md, and each sample under OUT/fig7/.",
+        options="--rep efficientnet|alexnet, --weights, --layers, --samples K "
+                "(default 4), --images (the first image is used), --iterations, "
+                "--seed.",
+        time="4 layers x 4 samples x 400 iterations at 0.8-1 s (4 samples cost "
+             "3-4 times one on a CPU): about 25 minutes on two CPU cores; estimated "
+             "about a minute on a GPU (not measured)."),
+    "fig9": dict(
+        what="the paper's Fig. 9: reconstructions from the central 5x5 neurons "
+             "of each layer only (the data term masked), with the part of the "
+             "image those neurons see boxed in red (AlexNet: the analytic "
+             "receptive field; EfficientNet: the empirical gradient footprint).",
+        writes="OUT/fig9.png (labelled, one panel per layer: stem, block2, block5, "
+               "block8, block11, block15 by default), OUT/fig9.md (the boxes), "
+               "and each panel under OUT/fig9/.",
+        options="--rep efficientnet|alexnet, --weights, --layers, --images (the "
+                "first image is used), --iterations, --seed.",
+        time="6 layers x 400 iterations at 0.002-0.25 s: about 7 minutes on two "
+             "CPU cores; estimated under a minute on a GPU (not measured)."),
+    "fig10": dict(
+        what="the paper's Fig. 10: reconstructions from each of the two filter "
+             "groups of CNN-A's conv2, conv4 and conv5 alone (relu2, relu4, relu5). "
+             "The paper finds one group codes edges, the other colour blobs; that "
+             "needs the trained AlexNet (--weights FILE or JINVERT_ALEXNET_WEIGHTS). "
+             "Without it, random parameters are used and the figure is marked "
+             "'random weights': the mechanics, not the finding.",
+        writes="OUT/fig10.png (labelled, a row per layer: the photo, group 1, "
+               "group 2), OUT/fig10.md, and each panel under OUT/fig10/.",
+        options="--weights FILE, --layers, --images (the first image is used), "
+                "--iterations, --seed.",
+        time="3 layers x 2 groups x 400 iterations at ~12 ms: about a minute on "
+             "two CPU cores, most of it compilation; estimated well under a minute "
+             "on a GPU (not measured)."),
+}
+
+
+def describe(name: str) -> str:
+    """The help description of ``jinvert reproduce NAME``, wrapped."""
+    d = DETAILS[name]
+    return wrap_text(f"Reproduce {d['what']}\n\nWrites: {d['writes']}\n\n"
+                     f"Options that matter: {d['options']}\n\nTime: {d['time']}")
+
+
+def _add_options(p) -> None:
     p.add_argument("--images", metavar="DIR",
                    help="folder of test images (default: scikit-image's photos)")
     p.add_argument("--limit", type=positive_int, metavar="N", help="use the first N images")
     p.add_argument("--iterations", type=positive_int, metavar="N",
                    help="total iterations, the schedule rescaled (default: the paper's)")
     p.add_argument("--out", default="reproduce-out", metavar="DIR",
-                   help="output folder (default: reproduce-out)")
+                   help="output folder (default: reproduce-out in the current folder)")
     p.add_argument("--rep", action="append", metavar="NAME",
                    help="representation(s): table1 hog|hogb|dsift (repeatable); deep "
                         "experiments efficientnet|alexnet (default efficientnet)")
@@ -86,6 +212,27 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
                    help="images per batch (default 4 per device)")
     p.add_argument("--layers", metavar="L1,L2", help="comma-separated layers (deep experiments)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def add_subparser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``reproduce`` subcommand to an argparse ``subparsers`` object
+    and return its parser. Each NAME is a subcommand of its own, so that
+    ``jinvert reproduce NAME --help`` says what NAME does, writes and costs;
+    they set ``func=run`` and ``name``."""
+    p = subparsers.add_parser(
+        "reproduce", help="reproduce a table or figure of the paper",
+        description=wrap_text("Reproduce a result of Mahendran & Vedaldi (CVPR 2015). "
+                              "'jinvert reproduce NAME --help' says what NAME "
+                              "reproduces, what it writes and how long it takes."),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    names = p.add_subparsers(dest="name", metavar="NAME", title="names")
+    names.required = True
+    for name in NAMES:
+        q = names.add_parser(name, help=HELP[name], description=describe(name),
+                             epilog=EPILOG,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_options(q)
+        q.set_defaults(func=run)
     p.set_defaults(func=run)
     return p
 

@@ -1,7 +1,22 @@
-"""Shared test fixtures: natural photos that ship with scikit-image."""
+"""Shared test fixtures: natural photos that ship with scikit-image, and
+VLFeat's outputs stored in tests/golden/vlfeat.npz."""
+
+import types
 
 import numpy as np
 import pytest
+
+from golden import make_golden
+
+#: Why the tests against the live VLFeat skip (the golden-file ones still run).
+NO_CYVLFEAT = ("cyvlfeat (VLFeat's Python binding) is not installed, so only the stored "
+               "VLFeat outputs (tests/golden/vlfeat.npz) are checked: apt-get install "
+               "libvlfeat-dev && pip install --no-build-isolation cyvlfeat")
+
+
+def import_cyvlfeat(module: str):
+    """``cyvlfeat.<module>``, or skip the calling test with :data:`NO_CYVLFEAT`."""
+    return pytest.importorskip(f"cyvlfeat.{module}", reason=NO_CYVLFEAT)
 
 
 def _photos():
@@ -27,6 +42,19 @@ def grey_photos(photos):
     return {name: to_grey(im) if im.ndim == 3 else im for name, im in photos.items()}
 
 
+@pytest.fixture(scope="session")
+def golden():
+    """VLFeat's HOG and DSIFT of small crops, as tests/golden/make_golden.py
+    stored them: ``.arrays`` (name -> array), ``.meta`` (versions, calls),
+    ``.images`` (name -> float32 test image), ``.grey`` (name -> the float32
+    grey image given to vl_dsift)."""
+    arrays, meta = make_golden.load()
+    images = make_golden.golden_images(arrays, meta)
+    grey = {name: arrays.get(f"grey_{name}", images[name]) for name in images}
+    return types.SimpleNamespace(arrays=arrays, meta=meta, images=images, grey=grey,
+                                 compute=make_golden.compute)
+
+
 def smooth_image(key, shape):
     """A smooth, non-integer grey image ``(H, W, 1)`` in the input space's
     units (about ±100), without the exact ties of integer photos."""
@@ -35,7 +63,8 @@ def smooth_image(key, shape):
     h, w = shape
     noise = jax.random.normal(key, (h + 8, w + 8))
     kernel = jnp.outer(jnp.hanning(9), jnp.hanning(9))
-    blurred = jax.scipy.signal.convolve2d(noise, kernel / kernel.sum(), mode="valid")
+    blurred = jax.scipy.signal.convolve2d(noise, kernel / kernel.sum(), mode="valid",
+                                           precision=jax.lax.Precision.HIGHEST)
     ramp = jnp.linspace(-1.0, 1.0, w)[None, :] * jnp.linspace(0.5, 1.0, h)[:, None]
     return (60.0 * blurred / blurred.std() + 40.0 * ramp)[..., None]
 
@@ -61,13 +90,31 @@ def assert_gradient_matches_finite_differences(apply, shape=(40, 44), directions
             assert abs(float(numeric - analytic)) <= 1e-4 * abs(float(analytic)) + 1e-9
 
 
+#: Modules whose tests each compile programs around a whole random AlexNet
+#: (60 M parameters, 240 MB) closed over as constants: their programs are
+#: dropped after every test, not only at the end of the module.
+_HEAVY_MODULES = {"test_alexnet", "test_weights", "test_efficientnet"}
+
+
+def _drop_compiled_programs():
+    import gc
+    import jax
+    jax.clear_caches()
+    gc.collect()
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
     """Drop JAX's compiled programs (and the weights folded into them as
     constants) after each test module: the suite otherwise keeps every
     module's programs alive to the end and peaks at about 5 GB."""
     yield
-    import gc
-    import jax
-    jax.clear_caches()
-    gc.collect()
+    _drop_compiled_programs()
+
+
+@pytest.fixture(autouse=True)
+def _release_heavy_programs(request):
+    """The same after each test of the AlexNet-sized modules."""
+    yield
+    if request.module.__name__.rsplit(".", 1)[-1] in _HEAVY_MODULES:
+        _drop_compiled_programs()

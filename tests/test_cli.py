@@ -38,18 +38,46 @@ def _one_error_line(capsys):
     return err
 
 
-def test_invert_writes_montage(toy, photo, tmp_path, capsys):
+def test_invert_writes_labelled_montage(toy, photo, tmp_path, capsys, monkeypatch):
+    from jinvert import images
+
+    drawn = []
+    real = images.labelled_montage
+    monkeypatch.setattr(images, "labelled_montage",
+                        lambda *a, **k: (lambda r: drawn.append(r[1]) or r)(real(*a, **k)))
     out = tmp_path / "out.png"
     code = cli.main(["invert", str(photo), "--rep", "dsift", "--samples", "2", "--out", str(out),
                      *FAST])
     assert code == 0
     with Image.open(out) as im:
         w, h = im.size
-    # Shrunk to 18×24 (longer side 24): original + 2 reconstructions, 4-pixel gaps.
-    assert h == 18 + 8 and w == 3 * 24 + 4 * 4
+        pixels = np.asarray(im.convert("RGB"), np.float32)
+    # Shrunk to 18×24 (longer side 24): original + 2 reconstructions, 4-pixel
+    # gaps, unlabelled 26 pixels high; the title, labels and caption add rows.
+    assert h > 18 + 8 + 3 * 12 and w >= 3 * 24 + 4 * 4
     printed = capsys.readouterr().out
-    assert printed.count("relative error") == 2 and "wrote" in printed
+    errors = [l for l in printed.splitlines() if "relative code error" in l]
+    assert len(errors) == 2 and "wrote" in printed and "Table-1" in printed
     assert not [p for p in os.listdir(tmp_path) if "partial" in p]
+    # Every panel labelled, each reconstruction with the error printed for it.
+    (texts,) = drawn
+    title, original, rec1, rec2, caption = texts
+    assert title.startswith("dsift (toy") and "photo.png" in title and "12 iterations" in title
+    assert original.startswith("original")
+    for k, (label, line) in enumerate([(rec1, errors[0]), (rec2, errors[1])], start=1):
+        value = float(line.split("=")[1].split("%")[0])
+        assert label.startswith(f"reconstruction {k}: error ") and label.endswith(" %")
+        assert float(label.split()[-2]) == pytest.approx(value, abs=0.051)
+    assert "||phi(x*)-phi(x0)|| / ||phi(x0)||" in caption
+    # The label band above the tiles carries ink.
+    assert (pixels[:20].min(axis=2) < 100).sum() > 30
+
+
+def test_code_error_is_the_norm_ratio():
+    code = np.array([3.0, 4.0])
+    assert cli._code_error(code, code) == 0
+    assert cli._code_error(np.array([3.0, 4.0 + 5.0]), code) == pytest.approx(1.0)
+    assert cli._code_error(np.array([0.0, 0.0]), code) == pytest.approx(1.0)
 
 
 def test_default_output_name(toy, photo, tmp_path, monkeypatch):
@@ -130,6 +158,107 @@ def test_help_documents_options(capsys):
     assert "invert" in capsys.readouterr().out and "weights" in cli.build_parser().format_help()
 
 
+def test_help_lists_every_layer(capsys):
+    from jinvert.representations import alexnet, efficientnet
+
+    with pytest.raises(SystemExit):
+        cli.main(["invert", "--help"])
+    text = capsys.readouterr().out
+    words = set(text.split())
+    assert set(alexnet.LAYERS) <= words and set(efficientnet.LAYERS) <= words
+    assert "efficientnet:block9" in text and "alexnet:relu5" in text
+    assert "jinvert reproduce table1" in text       # where the paper's metric is
+    assert "benchmarks/" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+@pytest.mark.parametrize("family", ["efficientnet", "alexnet"])
+def test_missing_layer_hint_names_real_layers(family, capsys):
+    assert cli.main(["invert", "--rep", family]) == 2
+    err = _one_error_line(capsys)
+    layers = registry.layers(family)
+    example = err.split("(e.g. ")[1].split(")")[0]
+    assert example.startswith(f"{family}:") and example.split(":")[1] in layers
+    assert all(name in err for name in layers)
+    if family == "efficientnet":
+        assert "relu5" not in err
+
+
+def test_warnings_become_one_line_notes(toy, photo, tmp_path, monkeypatch, capsys):
+    import warnings
+
+    def warn_then_toy(name, weights=None):
+        warnings.warn("alexnet: using random parameters (--weights random); they are "
+                      "not a trained network", stacklevel=2)
+        return toy
+
+    monkeypatch.setattr(registry, "resolve_representation", warn_then_toy)
+    assert cli.main(["invert", str(photo), "--out", str(tmp_path / "o.png"), *FAST]) == 0
+    notes = [l for l in capsys.readouterr().err.splitlines() if "note" in l]
+    assert notes == ["jinvert: note: alexnet: using random parameters (--weights random); "
+                     "they are not a trained network"]
+
+
+def test_random_weights_note_in_a_real_process(photo, tmp_path):
+    """The real AlexNet with --weights random: one note line on stderr, no
+    file path or Python warning; progress as plain lines (not a terminal)."""
+    out = tmp_path / "ax.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "jinvert.cli", "invert", str(photo), "--rep", "alexnet:conv1",
+         "--weights", "random", "--iterations", "2", "--out", str(out)],
+        capture_output=True, text=True, cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=os.getcwd()), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    notes = [l for l in lines if l.startswith("jinvert: note:")]
+    assert len(notes) == 2, lines     # random weights; the 30×40 photo enlarged
+    assert any("random parameters" in n for n in notes)
+    assert any("photo.png" in n and "enlarged" in n for n in notes)
+    others = [l for l in lines if l not in notes]
+    assert others and all(l.startswith("jinvert: iteration ") for l in others), lines
+    assert "Warning" not in proc.stderr and ".py" not in proc.stderr
+    with Image.open(out) as im:
+        pixels = np.asarray(im.convert("RGB"), np.int32)
+    red = (pixels[..., 0] - pixels[..., 1] > 100) & (pixels[..., 0] > 150)
+    assert red[:60].sum() > 20         # the red "random weights" mark near the top
+
+
+def test_progress_lines_without_a_terminal():
+    import io
+
+    clock = iter(range(0, 10_000)).__next__
+    stream = io.StringIO()
+    progress = cli._Progress(800, stream=stream, tty=False, clock=clock)
+    for it in range(8, 801, 8):
+        progress(it, 800, {"total": 1.0 / it, "data": 0.5 / it})
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 10
+    assert lines[0].startswith("jinvert: iteration 80/800 (10 %), loss 0.0125, data term")
+    assert "compiling and the first 8 iteration(s)" in lines[0]
+    assert lines[-1].startswith("jinvert: iteration 800/800 (100 %)")
+    assert all("s elapsed" in line for line in lines)
+
+
+def test_progress_bar_clock_starts_after_compilation():
+    """On a terminal, the bar's estimate ignores the first (compiling) step:
+    a bar created at the first callback, its count starting there."""
+    import io
+
+    pytest.importorskip("tqdm")
+    stream = io.StringIO()
+    progress = cli._Progress(800, stream=stream, tty=True)
+    assert progress.bar is not None and "compiling" in progress.bar.desc
+    import time as _time
+    _time.sleep(0.3)                                   # "compilation"
+    progress(8, 800, {"total": 1.0, "data": 0.5})
+    info = progress.bar.format_dict
+    assert info["initial"] == 8 and info["n"] == 8 and info["elapsed"] < 0.2
+    progress(16, 800, {"total": 1.0, "data": 0.5})
+    assert progress.bar.n == 16
+    progress.close()
+
+
 def test_weights_fetch_calls_library(monkeypatch, capsys):
     import types
 
@@ -163,8 +292,8 @@ def test_real_hog_end_to_end(photo, tmp_path, capsys):
     assert cli.main(["invert", str(photo), "--rep", "hogb", "--out", str(out),
                      "--iterations", "8", "--max-size", "32"]) == 0
     with Image.open(out) as im:
-        assert im.size[1] == 24 + 8  # 30×40 shrunk to 24×32, plus padding
-    assert "relative error" in capsys.readouterr().out
+        assert im.size[1] > 24 + 8  # 30×40 shrunk to 24×32, padding and labels
+    assert "relative code error" in capsys.readouterr().out
 
 
 def test_beyond_the_paper_options_change_the_reconstruction(toy, photo, tmp_path):
@@ -178,7 +307,8 @@ def test_beyond_the_paper_options_change_the_reconstruction(toy, photo, tmp_path
         assert cli.main(["invert", str(photo), "--rep", "dsift", "--out", str(paths[name]),
                          *FAST, *extra]) == 0
     a, b = (np.asarray(Image.open(p), np.float32) for p in paths.values())
-    assert a.shape == b.shape and np.abs(a - b).max() > 10
+    # the tiles sit at the bottom, above the caption (labels may wrap differently)
+    assert a.shape[1] == b.shape[1] and np.abs(a[-45:] - b[-45:]).max() > 10
 
 
 def test_negative_jitter_is_one_line_error(toy, photo, capsys):

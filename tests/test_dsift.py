@@ -1,4 +1,9 @@
-"""Dense SIFT against VLFeat's vl_dsift (fast), gradients, batching, input checks."""
+"""Dense SIFT against VLFeat's vl_dsift (fast), gradients, batching, input checks.
+
+Parity with VLFeat is checked against its outputs stored in
+tests/golden/vlfeat.npz on every machine, and against the installed VLFeat
+(cyvlfeat) where it imports; only those live tests skip without it.
+"""
 
 import numpy as np
 import pytest
@@ -6,29 +11,24 @@ import jax
 import jax.numpy as jnp
 
 import jinvert
-from conftest import assert_gradient_matches_finite_differences
+from conftest import assert_gradient_matches_finite_differences, import_cyvlfeat
 from jinvert.representations.dsift import fast_atan2
-
-vlfeat_dsift = pytest.importorskip(
-    "cyvlfeat.sift", reason="cyvlfeat (VLFeat's Python binding) is not installed: "
-    "apt-get install libvlfeat-dev && pip install --no-build-isolation cyvlfeat").dsift
 
 # cyvlfeat returns min(512·d, 255) for float descriptors: the scale is 512
 # and values above 255/512 are clipped.
 CYVLFEAT_SCALE, CYVLFEAT_CLIP = 512.0, 255.0
+SETTINGS = [(5, 15), (4, 7)]     # (bin size, step) in the golden file
 
 
 def unit(d):
     return d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-12)
 
 
-@pytest.mark.parametrize("bin_size, step", [(5, 15), (4, 7), (3, 2)])
-@pytest.mark.parametrize("name", ["camera", "coins", "astronaut", "coffee"])
-def test_dsift_equals_vlfeat(grey_photos, name, bin_size, step):
-    image = grey_photos[name]
-    frames, ref = vlfeat_dsift(image, step=step, size=bin_size, fast=True,
-                               float_descriptors=True)
-    ours = np.asarray(jinvert.dsift(bin_size=bin_size, step=step)(image))
+def assert_dsift_equals_vlfeat(ours, frames, ref):
+    """Our descriptors, at cyvlfeat's scale and clip, within 1e-3·512 of
+    VLFeat's, frame for frame (row-major); and, where VLFeat did not clip,
+    the same directions to 1e-3."""
+    ours = np.asarray(ours)
     rows, cols = ours.shape[:2]
     assert rows * cols == len(ref)
     # Frames are row-major: y then x.
@@ -39,6 +39,43 @@ def test_dsift_equals_vlfeat(grey_photos, name, bin_size, step):
     unclipped = ref.max(axis=-1) < CYVLFEAT_CLIP
     assert unclipped.mean() > 0.9
     assert np.abs(unit(flat[unclipped]) - unit(ref[unclipped])).max() < 1e-3
+
+
+@pytest.mark.parametrize("bin_size, step", SETTINGS)
+@pytest.mark.parametrize("name", ["camera", "coins", "astronaut", "coffee"])
+def test_dsift_equals_golden_vlfeat(golden, name, bin_size, step):
+    """Against VLFeat's outputs stored in tests/golden/vlfeat.npz (every machine)."""
+    key = f"dsift_{name}_b{bin_size}_s{step}"
+    ours = jinvert.dsift(bin_size=bin_size, step=step)(golden.grey[name])
+    assert_dsift_equals_vlfeat(ours, golden.arrays[key + "_frames"], golden.arrays[key])
+
+
+@pytest.mark.parametrize("bin_size, step", [(5, 15), (4, 7), (3, 2)])
+@pytest.mark.parametrize("name", ["camera", "coins", "astronaut", "coffee"])
+def test_dsift_equals_vlfeat(grey_photos, name, bin_size, step):
+    """Against the installed VLFeat (cyvlfeat), where it imports."""
+    vlfeat_dsift = import_cyvlfeat("sift").dsift
+    image = grey_photos[name]
+    frames, ref = vlfeat_dsift(image, step=step, size=bin_size, fast=True,
+                               float_descriptors=True)
+    assert_dsift_equals_vlfeat(jinvert.dsift(bin_size=bin_size, step=step)(image), frames, ref)
+
+
+def test_golden_dsift_is_what_vlfeat_computes_now(golden):
+    """The stored descriptors, frames and grey inputs are what the installed
+    VLFeat (and our grey conversion) give on the stored crops now (a stale
+    golden file fails here: regenerate it with
+    ``python tests/golden/make_golden.py``)."""
+    import_cyvlfeat("sift")
+    crops = {name: golden.arrays[f"input_{name}"] for name in golden.meta["images"]}
+    fresh, _ = golden.compute(crops)
+    keys = sorted(k for k in fresh if k.startswith(("dsift_", "grey_")))
+    assert keys == sorted(k for k in golden.arrays if k.startswith(("dsift_", "grey_")))
+    assert len(keys) == 2 * 2 * 4 + 2
+    for key in keys:
+        assert fresh[key].shape == golden.arrays[key].shape, key
+        np.testing.assert_allclose(fresh[key], golden.arrays[key], rtol=0,
+                                   atol=1e-6 * np.abs(golden.arrays[key]).max(), err_msg=key)
 
 
 def test_fast_atan2_is_vlfeat_approximation():

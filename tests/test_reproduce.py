@@ -77,13 +77,29 @@ def test_table1_resume_does_not_recompute(table1_run, monkeypatch):
     assert len(records) == 4
 
 
-def test_fig4_small(tmp_path):
+def test_fig4_small(tmp_path, monkeypatch):
+    from jinvert.experiments import figures
+
+    drawn = []
+    real = figures.save
+    monkeypatch.setattr(figures, "save", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
     args = _args("fig4", tmp_path, "--iterations", "10")
     assert args.func(args) == 0
     assert os.path.getsize(tmp_path / "fig4.png") > 1000
     assert "λV" in (tmp_path / "fig4.md").read_text()
     panels = sorted(os.listdir(tmp_path / "fig4"))
     assert len(panels) == 3
+    # Labelled: a title, each panel, an error per reconstruction, the caption.
+    (texts,) = drawn
+    assert texts[0].startswith("Fig. 4: effect of lambda_V on HOG inversion of astronaut")
+    assert texts[1].startswith("original") and texts[2] == "HOG glyphs"
+    for text, lam in zip(texts[3:6], ("0.5", "5 (paper's)", "50")):
+        assert text.startswith(f"lambda_V = {lam}: error ") and text.endswith(" %")
+        assert 0 < float(text.split()[-2]) < 200
+    assert "relative code error" in texts[6]
+    from PIL import Image
+    with Image.open(tmp_path / "fig4.png") as picture:
+        assert picture.size[1] > 160 + 8 + 3 * 12     # taller than the bare row
 
 
 SHARD_SCRIPT = r"""
@@ -121,3 +137,66 @@ def test_sharded_equals_unsharded(tmp_path):
     np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-3)
     # and the per-image key makes an image's result independent of its batch
     assert not np.allclose(one[0], one[1])
+
+
+def _help(*argv):
+    from jinvert import cli
+
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv, "--help"])
+    assert info.value.code == 0
+
+
+@pytest.mark.parametrize("name", ["table1", "table3", "fig2", "fig4", "fig6", "fig7", "fig9",
+                                  "fig10"])
+def test_help_of_each_name(name, capsys):
+    """`jinvert reproduce NAME --help` says what NAME reproduces, what it
+    writes, its time on a CPU and a GPU; wrapped; no repository-only paths."""
+    _help("reproduce", name)
+    text = capsys.readouterr().out
+    number = name[3:] if name.startswith("fig") else name[5:]
+    assert ("Fig. " + number if name.startswith("fig") else "Table " + number) in text
+    assert f"OUT/{name}.md" in text and "Writes:" in text
+    time_text = " ".join(text.split("Time:")[1].split("options:")[0].split())
+    assert "CPU" in time_text and "GPU" in time_text
+    assert "--images" in text and "--iterations" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "benchmarks/" not in text
+
+
+def test_help_texts_are_distinct_and_wrapped(capsys):
+    texts = {}
+    for name in ["fig2", "fig4"]:
+        _help("reproduce", name)
+        texts[name] = capsys.readouterr().out
+    assert texts["fig2"] != texts["fig4"]
+    for argv in (["reproduce"], ["invert"], []):
+        _help(*argv)
+        text = capsys.readouterr().out
+        assert max(len(line) for line in text.splitlines()) <= 80, argv
+        assert "benchmarks/" not in text
+
+
+def test_fig10_random_weights_marked(tmp_path, monkeypatch):
+    """Without AlexNet weights fig10 runs on random ones: its picture says so
+    in red, and labels each group's panel with its (masked) error."""
+    from PIL import Image
+
+    from jinvert.experiments import figures
+
+    monkeypatch.delenv("JINVERT_ALEXNET_WEIGHTS", raising=False)
+    drawn = []
+    real = figures.save
+    monkeypatch.setattr(figures, "save", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
+    args = _args("fig10", tmp_path, "--layers", "relu2", "--iterations", "2")
+    assert args.func(args) == 0
+    (texts,) = drawn
+    assert texts[0].startswith("Fig. 10:") and "relu2" in texts[0]
+    assert texts[1].startswith("random weights: not a trained network")
+    assert texts[2] == "original"
+    assert texts[3].startswith("relu2, group 1: error ") and texts[4].startswith("relu2, group 2")
+    assert "masked part" in texts[5]
+    with Image.open(tmp_path / "fig10.png") as picture:
+        pixels = np.asarray(picture.convert("RGB"), np.int32)
+    red = (pixels[..., 0] - pixels[..., 1] > 100) & (pixels[..., 0] > 150)
+    assert red[:50].sum() > 20

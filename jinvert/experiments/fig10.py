@@ -15,8 +15,7 @@ import os
 import jax
 import numpy as np
 
-from jinvert import images as im
-from jinvert.experiments import common
+from jinvert.experiments import common, figures
 from jinvert.masks import group_mask
 
 LAYERS = ("relu2", "relu4", "relu5")
@@ -41,23 +40,30 @@ def run(args, log=print) -> list[str]:
     photo = common.load_image_set(args.images, 1)[0]
     key = jax.random.PRNGKey(args.seed)
     folder = os.path.join(args.out, "fig10")
-    rows, label = [], ""
+    tiles, labels, label = [], [], ""
     for layer in layers:
         rep, label = _rep(layer, args)
         x0 = common.prepare(rep, photo)
         shape = np.asarray(rep(x0)).shape
         s = common.config_for(rep, iterations=args.iterations)
-        row = [np.asarray(rep.deprocess(x0))]
+        code = np.asarray(rep(x0))
+        tiles.append(np.asarray(rep.deprocess(x0)))
+        labels.append("original")
         for g in (1, 2):
-            row.append(common.panel(
+            tiles.append(common.panel(
                 os.path.join(folder, f"{photo.name}_{layer}_group{g}"
                              + ("_random" if label.startswith("RANDOM") else "") + ".png"),
                 lambda rep=rep, s=s, g=g: common.reconstruct(
                     rep, photo, key, config=s, mask=group_mask(shape, g))[0]))
-        rows.append(row)
+            labels.append(figures.error_label(f"{layer}, group {g}", rep, tiles[-1], code,
+                                              group_mask(shape, g)))
         log(f"fig10: {layer} done")
     png = os.path.join(args.out, "fig10.png")
-    im.save_image(png, common.grid(rows, height=160))
+    figures.save(png, tiles, labels, height=160, columns=3,
+                 caption=figures.MASKED_CAPTION,
+                 title=f"Fig. 10: {photo.name} reconstructed from each filter group of "
+                       f"CNN-A (AlexNet); rows: " + ", ".join(layers),
+                 note=figures.random_note("alexnet", args, label))
     text = common.header(
         "Fig. 10: each filter group of CNN-A",
         images_label=f"`{photo.name}` of " + common.image_set_label(args.images),

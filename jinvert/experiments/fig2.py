@@ -17,8 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinvert import images as im
-from jinvert.experiments import common
+from jinvert.experiments import common, figures
 from jinvert.objective import total_variation
 
 DEFAULT_LAYER = {"efficientnet": "block2", "alexnet": "norm1"}
@@ -36,16 +35,23 @@ def run(args, log=print) -> list[str]:
     ratio = float(total_variation(u0, 2.0) / total_variation(u0, 1.0))
     s1 = s2.replace(beta=1.0, lambda_tv=s2.lambda_tv * ratio)
     folder = os.path.join(args.out, "fig2")
-    tiles = [np.asarray(rep.deprocess(common.prepare(rep, photo)))]
-    for tag, s in (("tv_beta1", s1), ("v2_beta2", s2)):
+    x0 = common.prepare(rep, photo)
+    code = np.asarray(rep(x0))
+    tiles = [np.asarray(rep.deprocess(x0))]
+    labels = ["original"]
+    for tag, s, words in (("tv_beta1", s1, "TV (β = 1)"), ("v2_beta2", s2, "V² (β = 2)")):
         tiles.append(common.panel(os.path.join(folder, f"{photo.name}_{layer}_{tag}.png"),
                                   lambda s=s: common.reconstruct(rep, photo, key, config=s)[0]))
+        labels.append(figures.error_label(words, rep, tiles[-1], code))
         log(f"fig2: {tag} done")
     # A 4× zoom of the centre shows the spikes.
     h, w = tiles[1].shape[:2]
     crops = [t[h // 2 - h // 8:h // 2 + h // 8, w // 2 - w // 8:w // 2 + w // 8] for t in tiles[1:]]
     png = os.path.join(args.out, "fig2.png")
-    im.save_image(png, common.grid([tiles + crops], height=160))
+    figures.save(png, tiles + crops, labels + ["β = 1, centre x4", "β = 2, centre x4"],
+                 title=f"Fig. 2: TV (β = 1) vs V² (β = 2) on {family}:{layer}, {photo.name}, "
+                       f"{sum(s2.stages)} iterations",
+                 note=figures.random_note(family, args))
     text = common.header(
         f"Fig. 2: TV (β = 1) vs V² (β = 2), {family}:{layer}",
         images_label=f"`{photo.name}` of " + common.image_set_label(args.images),

@@ -12,7 +12,7 @@ import os
 import jax
 import numpy as np
 
-from jinvert.experiments import common
+from jinvert.experiments import common, figures
 from jinvert.hog_render import render_hog
 from jinvert.registry import resolve_representation
 
@@ -28,19 +28,25 @@ def run(args, log=print) -> list[str]:
     key = jax.random.PRNGKey(args.seed)
     folder = os.path.join(args.out, "fig4")
     x0 = common.prepare(rep, photo)
+    code = np.asarray(rep(x0))
     tiles = [np.asarray(rep.deprocess(x0))]
+    labels = [f"original ({x0.shape[1]}x{x0.shape[0]} grey)"]
     if name in ("hog", "hogb"):
-        tiles.append(render_hog(np.asarray(rep(x0))))
+        tiles.append(render_hog(code))
+        labels.append(f"{name.upper()} glyphs")
     settings = None
     for lam in LAMBDAS:
         settings = common.config_for(rep, iterations=args.iterations, lambda_tv=lam)
         tiles.append(common.panel(
             os.path.join(folder, f"{photo.name}_lambda{lam:g}.png"),
             lambda s=settings: common.reconstruct(rep, photo, key, config=s)[0]))
+        paper = " (paper's)" if lam == 5.0 else ""
+        labels.append(figures.error_label(f"λV = {lam:g}{paper}", rep, tiles[-1], code))
         log(f"fig4: λV = {lam:g} done")
     png = os.path.join(args.out, "fig4.png")
-    from jinvert import images as im
-    im.save_image(png, common.grid([tiles], height=160))
+    figures.save(png, tiles, labels, height=160,
+                 title=f"Fig. 4: effect of λV on {name.upper()} inversion of "
+                       f"{photo.name} (β = 2, {sum(settings.stages)} iterations)")
     text = common.header(
         f"Fig. 4: effect of λV on {name.upper()} inversion",
         images_label=f"`{photo.name}` of " + common.image_set_label(args.images),

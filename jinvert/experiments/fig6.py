@@ -12,8 +12,7 @@ import os
 import jax
 import numpy as np
 
-from jinvert import images as im
-from jinvert.experiments import common
+from jinvert.experiments import common, figures
 
 
 def run(args, log=print) -> list[str]:
@@ -23,19 +22,28 @@ def run(args, log=print) -> list[str]:
     photo = common.load_image_set(args.images, 1)[0]
     key = jax.random.PRNGKey(args.seed)
     folder = os.path.join(args.out, "fig6")
-    tiles, original = [], None
+    tiles, labels, original = [], [], None
     for layer in layers:
         rep = common.deep_rep(family, layer, args)
+        x0 = common.prepare(rep, photo)
         if original is None:
-            original = np.asarray(rep.deprocess(common.prepare(rep, photo)))
+            original = np.asarray(rep.deprocess(x0))
         s = common.config_for(rep, iterations=args.iterations)
         tiles.append(common.panel(os.path.join(folder, f"{photo.name}_{layer}.png"),
                                   lambda rep=rep, s=s: common.reconstruct(
                                       rep, photo, key, config=s)[0]))
+        labels.append(figures.error_label(layer, rep, tiles[-1], np.asarray(rep(x0))))
         log(f"fig6: {layer} done")
-    rows = [[original] + tiles[i:i + 7] for i in range(0, len(tiles), 7)]
+    grid, grid_labels = [], []
+    for i in range(0, len(tiles), 7):  # rows of the photo and seven layers
+        grid += [original] + tiles[i:i + 7]
+        grid_labels += ["original"] + labels[i:i + 7]
     png = os.path.join(args.out, "fig6.png")
-    im.save_image(png, common.grid(rows, height=128))
+    figures.save(png, grid, grid_labels, height=128, columns=8,
+                 title=f"Fig. 6: {photo.name} reconstructed from every layer of {family}, "
+                       f"each with its defaults"
+                       + (f", {args.iterations} iterations" if args.iterations else ""),
+                 note=figures.random_note(family, args))
     text = common.header(
         f"Fig. 6: `{photo.name}` reconstructed from every layer of {family}",
         images_label=f"`{photo.name}` of " + common.image_set_label(args.images),

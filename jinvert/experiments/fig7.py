@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 
 import jax
+import numpy as np
 
 from jinvert import images as im
-from jinvert.experiments import common
+from jinvert.experiments import common, figures
 
 DEFAULT_LAYERS = {"efficientnet": ("block11", "block15", "head", "logits"),
                   "alexnet": ("relu5", "relu6", "relu7", "fc8")}
@@ -26,9 +27,10 @@ def run(args, log=print) -> list[str]:
     photo = common.load_image_set(args.images, 1)[0]
     key = jax.random.PRNGKey(args.seed)
     folder = os.path.join(args.out, "fig7")
-    rows = []
+    rows, labels = [], []
     for layer in layers:
         rep = common.deep_rep(family, layer, args)
+        code = np.asarray(rep(common.prepare(rep, photo)))
         s = common.config_for(rep, iterations=args.iterations)
         todo = [os.path.join(folder, f"{photo.name}_{layer}_{k}.png") for k in range(samples)]
         if all(os.path.exists(p) for p in todo):
@@ -37,9 +39,15 @@ def run(args, log=print) -> list[str]:
             pics = common.reconstruct(rep, photo, key, config=s, samples=samples)
             row = [common.panel(p, lambda pic=pic: pic) for p, pic in zip(todo, pics)]
         rows.append(row)
+        labels += [figures.error_label(f"{layer} #{k + 1}", rep, pic, code)
+                   for k, pic in enumerate(row)]
         log(f"fig7: {layer} done")
     png = os.path.join(args.out, "fig7.png")
-    im.save_image(png, common.grid(rows, height=128))
+    figures.save(png, [pic for row in rows for pic in row], labels, height=128,
+                 columns=samples,
+                 title=f"Fig. 7: {samples} reconstructions of {photo.name} from random "
+                       f"starts, per layer of {family} (rows)",
+                 note=figures.random_note(family, args))
     text = common.header(
         f"Fig. 7: {samples} samples per layer of {family}",
         images_label=f"`{photo.name}` of " + common.image_set_label(args.images),

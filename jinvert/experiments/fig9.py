@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinvert import images as im
-from jinvert.experiments import common
+from jinvert.experiments import common, figures
 from jinvert.masks import central_mask
 
 DEFAULT_LAYERS = {"efficientnet": ("stem", "block2", "block5", "block8", "block11", "block15"),
@@ -67,7 +67,7 @@ def run(args, log=print) -> list[str]:
     photo = common.load_image_set(args.images, 1)[0]
     key = jax.random.PRNGKey(args.seed)
     folder = os.path.join(args.out, "fig9")
-    tiles, notes = [], []
+    tiles, labels, notes = [], [], []
     for layer in layers:
         rep = common.deep_rep(family, layer, args)
         x0 = common.prepare(rep, photo)
@@ -81,14 +81,23 @@ def run(args, log=print) -> list[str]:
         pic = common.panel(os.path.join(folder, f"{photo.name}_{layer}.png"),
                            lambda rep=rep, s=s, m=mask: common.reconstruct(
                                rep, photo, key, config=s, mask=m)[0])
+        labels.append(figures.error_label(f"{layer}, central {N}x{N}", rep, pic,
+                                          np.asarray(rep(x0)), mask))
         tiles.append(draw_box(pic, box))
         notes.append(f"{layer}: code {code_shape}, box rows {int(box[0])}–{int(box[2])}, "
                      f"cols {int(box[1])}–{int(box[3])}")
         log(f"fig9: {layer} done")
     png = os.path.join(args.out, "fig9.png")
-    im.save_image(png, common.grid([tiles], height=160))
     how = ("analytic receptive field" if family == "alexnet"
            else "empirical gradient footprint")
+    if tiles:
+        figures.save(png, tiles, labels, height=160,
+                     caption=figures.MASKED_CAPTION,
+                     title=f"Fig. 9: {photo.name} reconstructed from the central {N}x{N} "
+                           f"neurons of each layer of {family}; red box: their {how}",
+                     note=figures.random_note(family, args))
+    else:
+        raise ValueError("fig9: none of the layers has a spatial code")
     text = common.header(
         f"Fig. 9: central {N}×{N} neurons of each layer of {family}",
         images_label=f"`{photo.name}` of " + common.image_set_label(args.images),

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from jinvert import images as im
-from jinvert.experiments import common
+from jinvert.experiments import common, figures
 from jinvert.registry import resolve_representation
 
 #: The paper's Table 1 (ILSVRC-2012 validation images 1–100), mean ± std in %.
@@ -84,13 +84,21 @@ def run(args, log=print) -> list[str]:
         f.write(text)
 
     # Figure: original (grey) then each representation's reconstruction, one
-    # row per image (the first four).
+    # row per image (the first four), each labelled with its error.
     shallow = resolve_representation(reps[0])
-    rows_png = []
+    tiles_png, labels = [], []
     for i, p in enumerate(photos[:4]):
-        grey = np.asarray(shallow.deprocess(common.prepare(shallow, p)))
-        rows_png.append(im.montage([grey] + [tiles[n][i] for n in reps], height=160))
+        tiles_png.append(np.asarray(shallow.deprocess(common.prepare(shallow, p))))
+        labels.append(f"{p.name} (grey, 227x227)")
+        for (label, errors, *_), n in zip(rows, reps):
+            tiles_png.append(tiles[n][i])
+            labels.append(f"{label.split(' ')[0]}: error {errors[i]:.1f} %")
     png = os.path.join(args.out, "table1.png")
-    im.save_image(png, np.concatenate(rows_png, axis=0))
+    figures.save(png, tiles_png, labels, columns=1 + len(reps), height=160,
+                 title=f"Table 1: reconstructions of the first {min(4, len(photos))} of "
+                       f"{len(photos)} images, {settings_text}",
+                 caption="error: the paper's normalised error ||Phi(x*) - Phi(x)|| / N_Phi, "
+                         "N_Phi the mean distance between the codes of two different "
+                         "test images")
     log(text)
     return [md, png, store.path]

@@ -1,0 +1,1 @@
+"""VLFeat outputs stored for the parity tests; see make_golden.py."""
