@@ -55,6 +55,22 @@ def golden():
                                  compute=make_golden.compute)
 
 
+def assert_golden_is_fresh(golden, prefixes) -> list[str]:
+    """The stored arrays whose names start with ``prefixes`` are what the
+    installed VLFeat computes on the stored crops now, to 1e-6 of each
+    array's largest value (a stale golden file fails here: regenerate it with
+    ``python tests/golden/make_golden.py``). Returns the names checked."""
+    crops = {name: golden.arrays[f"input_{name}"] for name in golden.meta["images"]}
+    fresh, _ = golden.compute(crops)
+    keys = sorted(k for k in fresh if k.startswith(prefixes))
+    assert keys == sorted(k for k in golden.arrays if k.startswith(prefixes))
+    for key in keys:
+        assert fresh[key].shape == golden.arrays[key].shape, key
+        np.testing.assert_allclose(fresh[key], golden.arrays[key], rtol=0,
+                                   atol=1e-6 * np.abs(golden.arrays[key]).max(), err_msg=key)
+    return keys
+
+
 def smooth_image(key, shape):
     """A smooth, non-integer grey image ``(H, W, 1)`` in the input space's
     units (about ±100), without the exact ties of integer photos."""
