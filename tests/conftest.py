@@ -1,6 +1,7 @@
 """Shared test fixtures: natural photos that ship with scikit-image, and
 VLFeat's outputs stored in tests/golden/vlfeat.npz."""
 
+import os
 import types
 
 import numpy as np
@@ -108,15 +109,40 @@ def assert_gradient_matches_finite_differences(apply, shape=(40, 44), directions
 
 #: Modules whose tests each compile programs around a whole random AlexNet
 #: (60 M parameters, 240 MB) closed over as constants: their programs are
-#: dropped after every test, not only at the end of the module.
+#: dropped after every test.
 _HEAVY_MODULES = {"test_alexnet", "test_weights", "test_efficientnet"}
+
+#: Elsewhere, programs are dropped once the process has grown by this much
+#: since they were last dropped: HOG's and DSIFT's tests run op by op on many
+#: image sizes, which caches a small program per primitive and shape (about
+#: 100 MB a test), and dropping them after every test would triple the
+#: time of those modules in recompilation.
+_GROWTH_MB = 300
+
+
+def _resident_mb() -> int:
+    """The test process's resident memory in MB (0 where /proc is absent)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2 ** 20
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _drop_compiled_programs():
+    import ctypes
     import gc
     import jax
     jax.clear_caches()
     gc.collect()
+    try:  # hand the freed pages back (glibc), so that the growth is measurable
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    _dropped_at[0] = _resident_mb()
+
+
+_dropped_at = [0]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -129,8 +155,10 @@ def _release_compiled_programs():
 
 
 @pytest.fixture(autouse=True)
-def _release_heavy_programs(request):
-    """The same after each test of the AlexNet-sized modules."""
+def _release_programs_as_needed(request):
+    """The same after each test of the AlexNet-sized modules, and after any
+    test past which the process has grown by :data:`_GROWTH_MB`."""
     yield
-    if request.module.__name__.rsplit(".", 1)[-1] in _HEAVY_MODULES:
+    if (request.module.__name__.rsplit(".", 1)[-1] in _HEAVY_MODULES
+            or _resident_mb() - _dropped_at[0] > _GROWTH_MB):
         _drop_compiled_programs()
