@@ -94,7 +94,7 @@ DETAILS = {
                 "--limit, --iterations, --batch-size, --seed.",
         time="15 photos x 3 representations x 800 iterations at ~6 ms: about 5 "
              "minutes on two CPU cores (45 inversions of ~5 s each, plus "
-             "compilation). On one NVIDIA H200 all 100 photos of an ImageNet "
+             "compilation). On one GPU (NVIDIA H200) all 100 photos of an ImageNet "
              "sample x 3 representations took 51 s (--batch-size 100, "
              "compilation included)."),
     "table3": dict(
@@ -112,7 +112,7 @@ DETAILS = {
              "iterations at 0.002-0.26 s per image on EfficientNet): many hours on "
              "two CPU cores (6 to 18 by the measured iteration times); reduce it "
              "with --layers, --limit and --iterations (6 layers x 4 images x 200 "
-             "iterations took 13 minutes). On one NVIDIA H200 with --batch-size "
+             "iterations took 13 minutes). On one GPU (NVIDIA H200) with --batch-size "
              "100, the first 10 EfficientNet taps x 3 lambda_V x 100 photos took "
              "8 minutes; the deeper taps cost more."),
     "fig2": dict(
