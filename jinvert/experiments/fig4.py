@@ -13,7 +13,6 @@ import jax
 import numpy as np
 
 from jinvert.experiments import common, figures
-from jinvert.hog_render import render_hog
 from jinvert.registry import resolve_representation
 
 #: The λV values shown (the paper's three bands; 5 is its HOG setting).
@@ -31,8 +30,8 @@ def run(args, log=print) -> list[str]:
     code = np.asarray(rep(x0))
     tiles = [np.asarray(rep.deprocess(x0))]
     labels = [f"original ({x0.shape[1]}x{x0.shape[0]} grey)"]
-    if name in ("hog", "hogb"):
-        tiles.append(render_hog(code))
+    if rep.render is not None:  # a picture of the code (HOG's glyphs)
+        tiles.append(rep.render(code))
         labels.append(f"{name.upper()} glyphs")
     settings = None
     for lam in LAMBDAS:
@@ -53,7 +52,7 @@ def run(args, log=print) -> list[str]:
         weights="none", command=getattr(args, "command_line", "jinvert reproduce fig4"),
         settings=f"β = 2, stages {settings.stages}, λV ∈ {LAMBDAS}")
     text += ("![fig4](fig4.png)\n\nLeft to right: the photo (grey), "
-             + ("its HOG glyphs, " if name in ("hog", "hogb") else "")
+             + ("its HOG glyphs, " if rep.render is not None else "")
              + ", ".join(f"reconstruction with λV = {lam:g}" for lam in LAMBDAS)
              + ". Paper (Fig. 4): λV = 5 is the setting used for HOG in Table 1.\n")
     return [png, common.write_markdown(os.path.join(args.out, "fig4.md"), text)]
