@@ -9,10 +9,11 @@ Beyond the paper: image parameterisations (:func:`pixels`, :func:`fourier`,
 optax optimiser (``invert(..., optimizer=optax.adam(1e-3))``) and :func:`ssim`.
 Error metric of the paper: :func:`reconstruction_error`. Pictures:
 :func:`render_hog`. Masks over codes: :func:`central_mask`,
-:func:`group_mask`.
+:func:`group_mask`. Compiled programs kept on disk between sessions:
+:func:`compilation_cache.enable`.
 """
 
-from jinvert import images, masks, metrics, objective, weights
+from jinvert import compilation_cache, images, masks, metrics, objective, weights
 from jinvert.config import Config, paper_sgd
 from jinvert.flax_layer import flax_layer
 from jinvert.hog_render import render_hog
@@ -34,5 +35,5 @@ __all__ = [
     "invert", "InversionResult", "Config", "paper_sgd", "flax_layer", "reconstruction_error", "relative_error",
     "render_hog", "central_mask", "group_mask", "ssim",
     "pixels", "fourier", "deep_image_prior", "jitter", "compose",
-    "images", "masks", "metrics", "objective", "weights",
+    "compilation_cache", "images", "masks", "metrics", "objective", "weights",
 ]

@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "gradient descent from random noise: Mahendran & Vedaldi, "
                     "'Understanding Deep Image Representations by Inverting Them' "
                     "(CVPR 2015), in JAX.",
-        epilog="Run 'jinvert invert --help' for the inversion options.")
+        epilog="Run 'jinvert invert --help' for the inversion options. Compiled programs "
+               "are kept in ~/.cache/jinvert/jax (JINVERT_CACHE_DIR=DIR elsewhere, "
+               "JINVERT_CACHE_DIR= empty: no cache), so a repeated run starts at once.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     inv = sub.add_parser(
@@ -380,6 +382,10 @@ def _dispatch(parser, argv) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command != "weights":
+        # Compiled programs on disk: a repeated run starts without compiling.
+        from jinvert import compilation_cache
+        compilation_cache.enable()
     if args.command == "invert":
         return _run_invert(args)
     if args.command == "reproduce":

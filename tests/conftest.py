@@ -9,6 +9,11 @@ import pytest
 
 from golden import make_golden
 
+# The jinvert command turns JAX's persistent compilation cache on; in tests
+# it stays off (no writes to the user's cache directory, and no test that
+# compiles depends on what an earlier one left there) unless a test sets it.
+os.environ["JINVERT_CACHE_DIR"] = ""
+
 #: Why the tests against the live VLFeat skip (the golden-file ones still run).
 NO_CYVLFEAT = ("cyvlfeat (VLFeat's Python binding) is not installed, so only the stored "
                "VLFeat outputs (tests/golden/vlfeat.npz) are checked: apt-get install "

@@ -320,3 +320,45 @@ def test_beyond_the_paper_options_change_the_reconstruction(toy, photo, tmp_path
 def test_negative_jitter_is_one_line_error(toy, photo, capsys):
     assert cli.main(["invert", str(photo), "--rep", "dsift", "--jitter", "-2", *FAST]) == 2
     assert "--jitter" in _one_error_line(capsys)
+
+
+_COUNT_CACHE_HITS = """
+import sys
+import jax.monitoring
+hits = []
+jax.monitoring.register_event_listener(
+    lambda event, **kw: hits.append(event) if event.endswith("/cache_hits") else None)
+from jinvert import cli
+status = cli.main(sys.argv[1:])
+print("cache hits:", len(hits))
+sys.exit(status)
+"""
+
+
+def test_a_second_run_loads_its_programs_from_the_cache(photo, tmp_path):
+    """The command keeps compiled programs in JINVERT_CACHE_DIR: the first
+    run writes them, a second process reads them back (JAX's own count of
+    persistent-cache hits) instead of compiling."""
+    cache = tmp_path / "cache"
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), JINVERT_CACHE_DIR=str(cache))
+    hits = []
+    for run in range(2):
+        proc = subprocess.run(
+            [sys.executable, "-c", _COUNT_CACHE_HITS, "invert", str(photo), "--iterations", "3",
+             "--out", str(tmp_path / f"o{run}.png")],
+            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        hits.append(int(proc.stdout.split("cache hits:")[1]))
+        if run == 0:
+            assert any(p.name.startswith("jit_step") for p in cache.iterdir())
+    assert hits[0] == 0 and hits[1] >= 1, hits
+
+
+def test_compilation_cache_directory(monkeypatch, tmp_path):
+    from jinvert import compilation_cache
+
+    monkeypatch.setenv("JINVERT_CACHE_DIR", "")
+    assert compilation_cache.default_directory() is None
+    monkeypatch.delenv("JINVERT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compilation_cache.default_directory() == str(tmp_path / "jinvert" / "jax")
