@@ -59,6 +59,12 @@ class Representation:
       render: optional picture of a code, ``code -> (h, w[, 3])`` float in
         [0, 1] (HOG's glyphs, :func:`jinvert.render_hog`); ``None`` when the
         code has no picture of its own.
+      cpu_batching: how :meth:`batch_apply` runs a batch without
+        ``apply_batch`` on the CPU: ``"vmap"`` (one program over the batch
+        axis) or ``"map"`` (``lax.map``: image after image in one program,
+        for representations whose vmapped form XLA:CPU runs slower per
+        image, as HOG's and DSIFT's: measured in
+        ``benchmarks/speed.py --samples 8``). Other backends always vmap.
     """
 
     name: str
@@ -73,8 +79,11 @@ class Representation:
     validate: Callable[[Any], None] | None = None
     apply_batch: Callable[[Array], Array] | None = None
     render: Callable[[Any], Any] | None = None
+    cpu_batching: str = "vmap"
 
     def __post_init__(self):
+        if self.cpu_batching not in ("vmap", "map"):
+            raise ValueError(f"cpu_batching must be 'vmap' or 'map', got {self.cpu_batching!r}")
         if not isinstance(self.defaults, Config):
             object.__setattr__(self, "defaults", Config().replace(**dict(self.defaults or {})))
 
@@ -87,6 +96,8 @@ class Representation:
             # Without vmap: its batch axis of one costs HOG a fifth of an
             # inversion step on XLA:CPU.
             return self.apply(x[0])[None]
+        if self.cpu_batching == "map" and jax.default_backend() == "cpu":
+            return jax.lax.map(self.apply, x)
         return jax.vmap(self.apply)(x)
 
     def __call__(self, x) -> Array:
@@ -119,6 +130,24 @@ class Representation:
 
     def __repr__(self) -> str:
         return f"Representation({self.name!r}: {self.description})"
+
+
+#: What a CNN representation's ``precision`` accepts (JAX's names for the
+#: float32 matrix products and convolutions it traces): ``"highest"`` full
+#: float32 on every backend, ``"default"`` the backend's own choice (TF32
+#: on NVIDIA GPUs since Ampere, bfloat16 passes on TPUs, full float32 on
+#: CPUs), ``"high"`` in between.
+PRECISIONS = ("highest", "high", "default")
+
+
+def matmul_precision(precision: str, name: str):
+    """A context within which traced products and convolutions without a
+    precision of their own run at ``precision`` (one of :data:`PRECISIONS`;
+    ValueError naming the representation ``name`` otherwise)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"{name}: precision must be one of {', '.join(PRECISIONS)}; "
+                         f"got {precision!r}")
+    return jax.default_matmul_precision(precision)
 
 
 def as_float_array(x) -> Array:
