@@ -22,7 +22,7 @@ import numpy as np
 import optax
 
 from jinvert.config import Config
-from jinvert.objective import TERMS, batch_terms, reference_norm2
+from jinvert.objective import batch_terms, reference_norm2
 from jinvert.parameterizations import init_batch, pixels
 from jinvert.progress import Progress, watched
 
@@ -185,14 +185,16 @@ def _programs(rep, shape, count) -> _Programs:
         ``first + count − 1`` (``count`` ≤ ``length``, traced, so any count
         runs in the one program), the terms of each written into
         ``(length, B, S)`` buffers whose first ``count`` rows are valid."""
-        batch = problem.tkeys.shape[:2]
-        buffers = {name: jnp.zeros((length,) + batch, jnp.float32) for name in TERMS}
+        terms = jax.eval_shape(lambda: step(params, state, weights, problem, first,
+                                            **static)[2])
+        buffers = jax.tree_util.tree_map(
+            lambda t: jnp.zeros((length,) + t.shape, t.dtype), terms)
 
         def body(j, carry):
             params, state, buffers = carry
             params, state, terms = step(params, state, weights, problem, first + j, **static)
-            buffers = {name: jax.lax.dynamic_update_index_in_dim(
-                buffers[name], terms[name].astype(jnp.float32), j, 0) for name in TERMS}
+            buffers = jax.tree_util.tree_map(
+                lambda b, t: jax.lax.dynamic_update_index_in_dim(b, t, j, 0), buffers, terms)
             return params, state, buffers
 
         return jax.lax.fori_loop(0, count, body, (params, state, buffers))
@@ -313,7 +315,7 @@ def _history(calls, per_call: int) -> dict:
     calls = jax.device_get(calls)
     return {name: np.concatenate([np.asarray(t[name])[None] if per_call == 1
                                   else np.asarray(t[name])[:n] for n, t in calls],
-                                 axis=0).transpose(1, 2, 0) for name in TERMS}
+                                 axis=0).transpose(1, 2, 0) for name in calls[0][1]}
 
 
 def _resolve_shape(rep, shape) -> tuple[int, int, int]:
