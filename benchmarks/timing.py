@@ -44,17 +44,24 @@ def per_iteration(run: Callable[[int], float], iterations: int,
 
 
 def jinvert_run(rep, code, *, samples: int, shape=None) -> Callable[[int], float]:
-    """``run(n)``: seconds of one ``jinvert.invert`` call of n iterations
-    (one stage of ``rep.defaults``' first learning rate), images on the host's
-    side of the device (``block_until_ready``)."""
+    """``run(n)``: seconds of one ``jinvert.invert`` call of n iterations at
+    ``rep.defaults``' first learning rate, images ready (``block_until_ready``).
+
+    The schedule is ``(n, 0, 0, …)``, as many stages as the paper's (empty
+    ones never reached), so that the timed step is the program a call with
+    the paper's schedule runs (paper_sgd's state holds one rate per stage).
+    """
     import jax
 
     from jinvert import invert
 
+    def config(n: int):
+        return rep.defaults.replace(stages=(n,) + (0,) * (len(rep.defaults.stages) - 1))
+
     def run(n: int) -> float:
         t0 = time.perf_counter()
         jax.block_until_ready(invert(rep, code, shape=shape, key=jax.random.PRNGKey(0),
-                                     samples=samples, config=rep.defaults.replace(stages=(n,)),
+                                     samples=samples, config=config(n),
                                      progress=False).images)
         return time.perf_counter() - t0
 
