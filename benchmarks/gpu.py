@@ -405,8 +405,12 @@ def run_children(args, device: str, deadline: float) -> list[dict]:
             command += ["--call-iterations", str(args.call_iterations)]
         child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         lines: queue.Queue = queue.Queue()
-        reader = threading.Thread(target=lambda: [lines.put(x) for x in child.stdout] and None,
-                                  daemon=True)
+
+        def read(stream=child.stdout, lines=lines):  # so that the wait below can time out
+            for line in stream:
+                lines.put(line)
+
+        reader = threading.Thread(target=read, daemon=True)
         reader.start()
         got = {}
         started = time.monotonic()

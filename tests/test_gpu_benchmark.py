@@ -1,7 +1,9 @@
 """The PyTorch side of ``benchmarks/gpu.py`` computes what jinvert computes:
 the same codes (HOG, HOGb, DSIFT, AlexNet, EfficientNet-Lite0), the same
-energy and gradient, the same paper_sgd trajectory. Skipped without torch."""
+energy and gradient, the same paper_sgd trajectory (skipped without torch);
+and its timer reads a loop's cost per iteration off runs of n and 2n."""
 
+import importlib.util
 import os
 import sys
 
@@ -10,11 +12,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="the benchmark's PyTorch side needs torch")
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-import torch_features  # noqa: E402
-import torch_inversion  # noqa: E402
+import timing  # noqa: E402
+
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+if HAVE_TORCH:
+    import torch
+    import torch_features
+    import torch_inversion
+needs_torch = pytest.mark.skipif(not HAVE_TORCH,
+                                 reason="the benchmark's PyTorch side needs torch")
 
 from jinvert import images  # noqa: E402
 from jinvert.objective import objective  # noqa: E402
@@ -47,6 +54,7 @@ SHALLOW = {
 }
 
 
+@needs_torch
 @pytest.mark.parametrize("name", sorted(SHALLOW))
 def test_shallow_codes_match_jinvert(name):
     # An odd size: the cell grids and the border handling must agree too.
@@ -59,6 +67,7 @@ def test_shallow_codes_match_jinvert(name):
     assert _max_relative(got, expected) < 1e-5
 
 
+@needs_torch
 def test_alexnet_code_matches_jinvert():
     params = A.random_params(jax.random.PRNGKey(1), bias=0.1)
     rep = A.alexnet(params, "conv3")
@@ -68,6 +77,7 @@ def test_alexnet_code_matches_jinvert():
     assert _max_relative(got, expected) < 1e-4
 
 
+@needs_torch
 def test_efficientnet_code_matches_jinvert():
     # Random weights at a small size: the stride-2 "SAME" paddings are the
     # part that is easy to get wrong (an even size pads bottom/right only).
@@ -92,6 +102,7 @@ def _torch_loop(rep, shape, config, samples, key):
     return loop, x0
 
 
+@needs_torch
 @pytest.mark.parametrize("make_rep", [lambda: hog(bilinear=True, texture=False), dsift],
                          ids=["hogb", "dsift"])
 def test_energy_and_gradient_match_jinvert(make_rep):
@@ -113,6 +124,7 @@ def test_energy_and_gradient_match_jinvert(make_rep):
                                rtol=2e-3, atol=2e-3 * float(jnp.max(jnp.abs(jgrad))))
 
 
+@needs_torch
 def test_paper_sgd_trajectory_matches_invert():
     # Two stages: the learning-rate drop and the momentum restart must be
     # the same, or the images part after the third iteration.
@@ -127,3 +139,20 @@ def test_paper_sgd_trajectory_matches_invert():
     start = config.sized(shape, rep.sigma).sigma * np.asarray(
         init_batch(pixels(), key, (1, 2), shape))[0]
     assert _max_relative(start, expected) > 1e-2
+
+
+def test_per_iteration_separates_fixed_cost_and_compilation():
+    calls = []
+
+    def run(n):  # 0.5 s per call, 10 ms per iteration, 3 s more the first time
+        calls.append(n)
+        return 0.5 + 0.01 * n + (3.0 if len(calls) == 1 else 0.0)
+
+    t = timing.per_iteration(run, 20, repeats=2)
+    assert t.iteration == pytest.approx(0.01)
+    assert t.fixed == pytest.approx(0.5)
+    assert t.first == pytest.approx(3.0)
+    # Both lengths run once untimed, then `repeats` times each.
+    assert calls == [20, 40, 20, 20, 40, 40]
+    with pytest.raises(ValueError):
+        timing.per_iteration(run, 0)
