@@ -18,11 +18,17 @@ measured in one run:
 * jinvert compile s, torch.compile s: the first run's excess;
 * call s: wall time of one ``jinvert.invert`` call with the representation's
   paper schedule (HOG and DSIFT: 800 iterations), compiled (the second call);
-* peak MiB: JAX's ``peak_bytes_in_use`` (JAX cannot reset it: each
-  representation runs in its own process, samples ascending, so a row's
+* peak MiB: JAX's ``peak_bytes_in_use`` (JAX cannot reset it: a row's
   figure is the peak of that row and the ones above it for the same
-  representation) and ``torch.cuda.max_memory_allocated`` (reset per run);
-  "n/a" on a CPU.
+  representation, samples ascending) and ``torch.cuda.max_memory_allocated``
+  (reset per run); "n/a" on a CPU.
+
+Each representation runs in two processes, one for jinvert and one for
+PyTorch (whose JAX only builds the weights, on the CPU): no process holds
+both frameworks on the GPU, whose CUDA libraries need not agree, and JAX's
+peak is its own. Only the parity check of the header (torch's HOG, HOGb and
+DSIFT codes against jinvert's) runs both on the device, in a process of its
+own.
 
 Precision: ``--precision default`` leaves JAX's default matmul precision
 (TF32 on NVIDIA GPUs, for AlexNet: HOG, DSIFT and EfficientNet-Lite0 pin
@@ -103,6 +109,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "stopped at it + 30 s")
     parser.add_argument("--out", default=None, help="also write the table as Markdown here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--framework", choices=("jinvert", "torch", "both"), default="both",
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         args.sample_counts = [int(s) for s in args.samples.split(",") if s.strip()]
@@ -154,21 +162,28 @@ def set_torch_tf32(enabled: bool) -> None:
 # --------------------------------------------------------------------------
 
 class Case:
-    """A representation in both frameworks: jinvert's ``rep``, the image
-    ``x0`` (input space, ``(H, W, C)``), torch's Φ, and whether jinvert pins
-    float32 products for it (then torch must not use TF32 either)."""
+    """A representation as jinvert has it: ``rep``, the image ``x0`` (input
+    space, ``(H, W, C)`` NumPy), and whether jinvert pins float32 products
+    for it (then PyTorch must not use TF32 either)."""
 
-    def __init__(self, rep, x0, phi, pins_float32: bool):
-        self.rep, self.x0, self.phi, self.pins_float32 = rep, x0, phi, pins_float32
+    def __init__(self, rep, x0, pins_float32: bool):
+        self.rep, self.x0, self.pins_float32 = rep, x0, pins_float32
 
 
-def build_case(name: str, size: int, device) -> Case:
+def _alexnet_params():
+    # Random weights of the real shapes, the same in every process (NumPy
+    # draws seeded by the key's bits).
+    import jax
+
+    from jinvert.representations import alexnet as A
+    return A.random_params(jax.random.PRNGKey(0), bias=0.1)
+
+
+def build_case(name: str, size: int) -> Case:
     """The representation called ``name`` (see ``--reps``) at ``size`` (HOG
     and DSIFT), on the bundled astronaut photo."""
-    import jax
     import numpy as np
 
-    import torch_features
     from jinvert import images
     from jinvert.registry import resolve_representation
 
@@ -176,21 +191,31 @@ def build_case(name: str, size: int, device) -> Case:
     family, _, layer = name.partition(":")
     if name in SHALLOW:
         rep = resolve_representation(name)
-        x0 = np.asarray(rep.preprocess(images.resize_and_crop(photo, (size, size))))
-        phi = (torch_features.dsift((size, size), device=device) if name == "dsift" else
-               torch_features.hog((size, size), bilinear=(name == "hogb"), device=device))
-        return Case(rep, x0, phi, True)
+        return Case(rep, np.asarray(rep.preprocess(images.resize_and_crop(photo, (size, size)))),
+                    True)
     if family == "alexnet":
         from jinvert.representations import alexnet as A
-        params = A.random_params(jax.random.PRNGKey(0), bias=0.1)
-        rep = A.alexnet(params, layer)
-        return Case(rep, np.asarray(rep.preprocess(photo)),
-                    torch_features.alexnet(params, layer, device=device), False)
+        rep = A.alexnet(_alexnet_params(), layer)
+        return Case(rep, np.asarray(rep.preprocess(photo)), False)
     from jinvert.representations import efficientnet as E
-    params = E.load_params()
-    rep = E.efficientnet_lite0(params, layer)
-    return Case(rep, np.asarray(rep.preprocess(photo)),
-                torch_features.efficientnet(params, layer, device=device), True)
+    rep = E.efficientnet_lite0(E.load_params(), layer)
+    return Case(rep, np.asarray(rep.preprocess(photo)), True)
+
+
+def build_torch_phi(name: str, size: int, device):
+    """PyTorch's Φ of ``name`` on ``device`` (``benchmarks/torch_features.py``),
+    with the weights jinvert's :func:`build_case` uses."""
+    import torch_features
+
+    family, _, layer = name.partition(":")
+    if name == "dsift":
+        return torch_features.dsift((size, size), device=device)
+    if name in SHALLOW:
+        return torch_features.hog((size, size), bilinear=(name == "hogb"), device=device)
+    if family == "alexnet":
+        return torch_features.alexnet(_alexnet_params(), layer, device=device)
+    from jinvert.representations import efficientnet as E
+    return torch_features.efficientnet(E.load_params(), layer, device=device)
 
 
 #: Why a row has no ms/it: the runs of 2n iterations were not slower than
@@ -236,7 +261,7 @@ def measure_jinvert(case: Case, samples: int, args, row: dict) -> None:
     row.update(call_s=call(), call_iterations=config.iterations)
 
 
-def measure_torch(case: Case, samples: int, mode, device, args) -> dict:
+def measure_torch(case: Case, phi, samples: int, mode, device, args) -> dict:
     """``{"ms", "first_s", "peak_mib"}`` of the torch loop (``mode`` None:
     eager), and ``"error"`` where ms is None."""
     import numpy as np
@@ -252,24 +277,50 @@ def measure_torch(case: Case, samples: int, mode, device, args) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     x0 = torch.from_numpy(np.array(case.x0)).permute(2, 0, 1).contiguous().to(device)
     config = case.rep.defaults.sized(case.x0.shape, case.rep.sigma)
-    loop = TorchInversion(case.phi, x0, config, samples, compile_mode=mode)
+    loop = TorchInversion(phi, x0, config, samples, compile_mode=mode)
     t = per_iteration(loop.seconds, args.iterations, args.repeats)
     peak = torch.cuda.max_memory_allocated(device) / MIB if device.type == "cuda" else None
     out = {"ms": _ms_per_iteration(t), "first_s": t.first, "peak_mib": peak}
     return out if out["ms"] is not None else dict(out, error=NOISY)
 
 
-def run_child(args) -> None:
-    """Measure one representation (``args.child``) at every sample count;
-    print one ``ROW {json}`` line per row."""
+def _print_row(row: dict) -> None:
+    print("ROW " + json.dumps(row), flush=True)
+
+
+def child_jinvert(args) -> None:
+    """jinvert's rows of one representation (``args.child``), in a process
+    without PyTorch."""
     import jax
-    import torch
 
     if args.precision == "highest":
         jax.config.update("jax_default_matmul_precision", "highest")
-    gpu = args.device == "gpu"
-    if gpu and jax.default_backend() != "gpu":
+    if args.device == "gpu" and jax.default_backend() != "gpu":
         raise SystemExit(f"--device gpu: JAX runs on {jax.default_backend()}")
+    try:
+        case = build_case(args.child, args.size)
+    except Exception as err:  # e.g. the EfficientNet wheel missing
+        for samples in args.sample_counts:
+            _print_row({"rep": args.child, "samples": samples, "error": _reason(err)})
+        return
+    for samples in args.sample_counts:
+        row = {"rep": args.child, "samples": samples}
+        try:
+            measure_jinvert(case, samples, args, row)
+        except Exception as err:  # out of memory, ...
+            row["jinvert_error"] = _reason(err)
+        row["jax_peak_mib"] = _jax_peak_mib()
+        _print_row(row)
+
+
+def child_torch(args) -> None:
+    """PyTorch's rows (eager, compiled) of one representation, in a process
+    whose JAX (which builds the weights and the image) runs on the CPU."""
+    import torch
+
+    gpu = args.device == "gpu"
+    if gpu and not torch.cuda.is_available():
+        raise SystemExit("--device gpu: torch.cuda.is_available() is False")
     device = torch.device("cuda" if gpu else "cpu")
     try:
         import torch._dynamo
@@ -277,35 +328,51 @@ def run_child(args) -> None:
     except (ImportError, AttributeError):
         pass
     try:
-        case = build_case(args.child, args.size, device)
-    except Exception as err:  # e.g. the EfficientNet wheel missing
+        case = build_case(args.child, args.size)
+        phi = build_torch_phi(args.child, args.size, device)
+    except Exception as err:
         for samples in args.sample_counts:
-            print("ROW " + json.dumps({"rep": args.child, "samples": samples,
-                                       "error": _reason(err)}), flush=True)
+            _print_row({"rep": args.child, "samples": samples, "error": _reason(err)})
         return
     tf32 = gpu and args.precision == "default" and not case.pins_float32
     set_torch_tf32(tf32)
     for samples in args.sample_counts:
         row = {"rep": args.child, "samples": samples,
                "torch_fp32": "tf32" if tf32 else ("ieee" if gpu else "fp32")}
-        try:
-            measure_jinvert(case, samples, args, row)
-        except Exception as err:
-            row["jinvert_error"] = _reason(err)
-        row["jax_peak_mib"] = _jax_peak_mib()
-        modes = [("eager", None), ("compiled", args.compile_mode)]
-        for label, mode in modes:
+        for label, mode in (("eager", None), ("compiled", args.compile_mode)):
             if label == "compiled" and args.compile_mode == "none":
                 row["compiled_error"] = "skipped"
                 continue
             try:
-                result = measure_torch(case, samples, mode, device, args)
+                result = measure_torch(case, phi, samples, mode, device, args)
                 row.update({f"{label}_{k}": v for k, v in result.items()})
             except Exception as err:  # torch.compile without a compiler, OOM, ...
                 row[f"{label}_error"] = _reason(err)
-            if device.type == "cuda":  # hand torch's cached blocks back for JAX's next row
+            if gpu:
                 torch.cuda.empty_cache()
-        print("ROW " + json.dumps(row), flush=True)
+        _print_row(row)
+
+
+def child_parity(args) -> None:
+    """Max |torch − jinvert| / max |jinvert| of the HOG, HOGb and DSIFT codes
+    of the astronaut at ``args.size``, both frameworks on the device (the one
+    process that holds both on the GPU)."""
+    import jax
+    import numpy as np
+    import torch
+
+    set_torch_tf32(False)
+    device = torch.device("cuda" if args.device == "gpu" else "cpu")
+    out = []
+    for name in SHALLOW:
+        case = build_case(name, args.size)
+        expected = np.asarray(case.rep(jax.device_put(case.x0)))
+        x = torch.from_numpy(np.array(case.x0)).permute(2, 0, 1)[None].contiguous()
+        with torch.no_grad():
+            got = build_torch_phi(name, args.size, device)(x.to(device))[0].cpu().numpy()
+        rel = float(np.max(np.abs(got - expected)) / np.max(np.abs(expected)))
+        out.append(f"{name} {rel:.1e}")
+    print("PARITY " + ", ".join(out), flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -324,30 +391,7 @@ def resolve_device(requested: str) -> str:
     return "gpu" if (requested == "gpu" or (requested == "auto" and both)) else "cpu"
 
 
-def shallow_parity(size: int, device: str) -> list[str]:
-    """Max |torch − jinvert| / max |jinvert| of the HOG, HOGb and DSIFT codes
-    of the astronaut at ``size``, each framework on ``device``."""
-    import jax
-    import numpy as np
-    import torch
-
-    set_torch_tf32(False)
-    torch_device = torch.device("cuda" if device == "gpu" else "cpu")
-    jax_device = jax.devices("gpu" if device == "gpu" else "cpu")[0]
-    out = []
-    for name in SHALLOW:
-        case = build_case(name, size, torch_device)
-        with jax.default_device(jax_device):
-            expected = np.asarray(case.rep(jax.device_put(case.x0, jax_device)))
-        x = torch.from_numpy(np.array(case.x0)).permute(2, 0, 1)[None].contiguous()
-        with torch.no_grad():
-            got = case.phi(x.to(torch_device))[0].cpu().numpy()
-        rel = float(np.max(np.abs(got - expected)) / np.max(np.abs(expected)))
-        out.append(f"{name} {rel:.1e}")
-    return out
-
-
-def header(args, device: str) -> list[str]:
+def header(args, device: str, parity: str) -> list[str]:
     import jax
     import jaxlib
     import torch
@@ -364,10 +408,6 @@ def header(args, device: str) -> list[str]:
     else:
         torch_dev = f"CPU ({torch.get_num_threads()} threads)"
         jax_dev = f"CPU ({os.cpu_count()} cores)"
-    try:
-        parity = ", ".join(shallow_parity(args.size, device))
-    except Exception as err:
-        parity = f"n/a ({_reason(err)})"
     precision = ("JAX default (TF32 on NVIDIA GPUs where a program does not pin float32; "
                  "jinvert pins it for HOG, DSIFT, EfficientNet)" if args.precision == "default"
                  else "highest (full float32) everywhere")
@@ -388,55 +428,83 @@ def header(args, device: str) -> list[str]:
     ]
 
 
+def _child(args, device: str, child: str, framework: str, deadline: float):
+    """Run ``gpu.py --child CHILD --framework FRAMEWORK``; yield its
+    ``ROW``/``PARITY`` lines as they come (others go to stderr), then
+    ``("EXIT", status)``. Killed 30 s past ``deadline``."""
+    command = [sys.executable, os.path.abspath(__file__), "--child", child,
+               "--framework", framework, "--device", device, "--samples", args.samples,
+               "--iterations", str(args.iterations), "--repeats", str(args.repeats),
+               "--size", str(args.size), "--precision", args.precision,
+               "--compile-mode", args.compile_mode]
+    if args.call_iterations is not None:
+        command += ["--call-iterations", str(args.call_iterations)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+
+    def read(stream=process.stdout):  # on a thread, so that the wait can time out
+        for line in stream:
+            lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    while True:
+        try:
+            line = lines.get(timeout=1.0)
+        except queue.Empty:
+            if process.poll() is not None and not reader.is_alive() and lines.empty():
+                break
+            if time.monotonic() > deadline + 30:
+                process.kill()
+                break
+            continue
+        if line.startswith(("ROW ", "PARITY ")):
+            yield line.rstrip("\n")
+        else:
+            sys.stderr.write(line)
+    yield ("EXIT", process.wait())
+
+
+def parity_line(args, device: str, deadline: float) -> str:
+    """The parity of the shallow codes, from its own child process."""
+    for item in _child(args, device, "parity", "both", deadline):
+        if isinstance(item, str):
+            return item[len("PARITY "):]
+        return f"n/a (the check's process failed, exit {item[1]})"
+    return "n/a"
+
+
 def run_children(args, device: str, deadline: float) -> list[dict]:
-    """One child process per representation; rows as they come, in order."""
+    """Per representation, a process for jinvert, then one for PyTorch (no
+    process holds both on the GPU: their CUDA libraries may differ); rows
+    merged per sample count, in order."""
     rows = []
     for name in args.rep_names:
-        if time.monotonic() > deadline:
-            rows += [{"rep": name, "samples": s, "error": "skipped (--time-limit)"}
-                     for s in args.sample_counts]
-            continue
-        command = [sys.executable, os.path.abspath(__file__), "--child", name,
-                   "--device", device, "--samples", args.samples,
-                   "--iterations", str(args.iterations), "--repeats", str(args.repeats),
-                   "--size", str(args.size), "--precision", args.precision,
-                   "--compile-mode", args.compile_mode]
-        if args.call_iterations is not None:
-            command += ["--call-iterations", str(args.call_iterations)]
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        lines: queue.Queue = queue.Queue()
-
-        def read(stream=child.stdout, lines=lines):  # so that the wait below can time out
-            for line in stream:
-                lines.put(line)
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        got = {}
-        started = time.monotonic()
-        while True:
-            try:
-                line = lines.get(timeout=1.0)
-            except queue.Empty:
-                if child.poll() is not None and not reader.is_alive() and lines.empty():
-                    break
-                if time.monotonic() > deadline + 30:
-                    child.kill()
-                    child.wait()
-                    break
+        merged = {s: {"rep": name, "samples": s} for s in args.sample_counts}
+        for framework in ("jinvert", "torch"):
+            keys = ("jinvert_error",) if framework == "jinvert" else ("eager_error",
+                                                                       "compiled_error")
+            if time.monotonic() > deadline:
+                for row in merged.values():
+                    row.update(dict.fromkeys(keys, "--time-limit reached"))
                 continue
-            if line.startswith("ROW "):
-                row = json.loads(line[4:])
-                got[row["samples"]] = row
-                print(f"gpu.py: {name} samples={row['samples']} done "
+            started, status, seen = time.monotonic(), 0, set()
+            for item in _child(args, device, name, framework, deadline):
+                if isinstance(item, tuple):
+                    status = item[1]
+                    continue
+                row = json.loads(item[len("ROW "):])
+                seen.add(row["samples"])
+                if "error" in row:  # the representation itself failed
+                    row.update(dict.fromkeys(keys, row.pop("error")))
+                merged[row["samples"]].update(row)
+                print(f"gpu.py: {name} {framework} samples={row['samples']} done "
                       f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
-            else:
-                sys.stderr.write(line)
-        status = child.wait()
-        for s in args.sample_counts:
-            rows.append(got.get(s, {"rep": name, "samples": s, "error":
-                                    "stopped (--time-limit)" if status < 0 else
-                                    f"the child process failed (exit {status})"}))
+            reason = ("--time-limit reached" if status < 0 else
+                      f"its process failed (exit {status})")
+            for s in set(args.sample_counts) - seen:
+                merged[s].update(dict.fromkeys(keys, reason))
+        rows += list(merged.values())
     return rows
 
 
@@ -459,8 +527,12 @@ def table(rows: list[dict]) -> list[str]:
                "torch fp32"]
     out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
-        if r.get("error"):  # the whole row: said once
-            cells = [r["rep"], str(r["samples"]), f"n/a ({r['error']})"]
+        reasons = {r.get(k) for k in ("jinvert_error", "eager_error", "compiled_error")}
+        if len(reasons) == 1 and None not in reasons and not any(
+                r.get(k) for k in ("jinvert_ms", "eager_ms", "compiled_ms")):
+            # One reason for the whole row (a missing weight file, the time limit):
+            # said once.
+            cells = [r["rep"], str(r["samples"]), f"n/a ({reasons.pop()})"]
             out.append("| " + " | ".join(cells + [""] * (len(columns) - len(cells))) + " |")
             continue
         j, e, c = r.get("jinvert_ms"), r.get("eager_ms"), r.get("compiled_ms")
@@ -509,16 +581,16 @@ def targets(rows: list[dict]) -> list[str]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.device == "cpu":
-        os.environ["JAX_PLATFORMS"] = "cpu"
+    if args.device == "cpu" or args.framework == "torch":
+        os.environ["JAX_PLATFORMS"] = "cpu"  # the torch child's JAX only builds weights
     # Both frameworks allocate on one GPU: no JAX preallocation of 75 %.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if args.child:
-        run_child(args)
+        {"jinvert": child_jinvert, "torch": child_torch, "both": child_parity}[args.framework](args)
         return
     start = time.monotonic()
     device = resolve_device(args.device)
-    lines = header(args, device)
+    lines = header(args, device, parity_line(args, device, start + args.time_limit))
     print("\n".join(lines), flush=True)
     rows = run_children(args, device, start + args.time_limit)
     body = [*table(rows), "", *targets(rows), f"total wall time {time.monotonic() - start:.0f} s"]
