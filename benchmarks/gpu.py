@@ -18,6 +18,8 @@ measured in one run:
 * jinvert compile s, torch.compile s: the first run's excess;
 * call s: wall time of one ``jinvert.invert`` call with the representation's
   paper schedule (HOG and DSIFT: 800 iterations), compiled (the second call);
+  and below the table, one HOG call on ``--table1`` (100) codes of different
+  crops at once, Table 1's work;
 * peak MiB: JAX's ``peak_bytes_in_use`` (JAX cannot reset it: a row's
   figure is the peak of that row and the ones above it for the same
   representation, samples ascending) and ``torch.cuda.max_memory_allocated``
@@ -48,18 +50,19 @@ and DSIFT at 64×64, the networks keep their 227/224 input)::
 
     python benchmarks/gpu.py --device cpu --iterations 3 --samples 1,2 --size 64 \\
         --call-iterations 8 --reps hog,dsift,alexnet:conv3,efficientnet:block9 \\
-        --time-limit 1200
+        --time-limit 1200 --table1 8
 
 (its numbers say only that everything runs: on a shared 2-core CPU, eager
-PyTorch's threads lose most of their time to the other processes).
+PyTorch's threads lose most of their time to the other processes;
+``--torch-threads 1`` helps).
 
 Options: ``--reps`` (default hog,alexnet:conv3,alexnet:pool5,alexnet:fc8,
 dsift,efficientnet:block9; also hogb and any other alexnet:LAYER or
 efficientnet:TAP), ``--compile-mode`` (a ``torch.compile`` mode such as
 ``reduce-overhead`` for CUDA graphs, or ``none`` to skip torch.compile: a
-quick run), ``--repeats``, ``--time-limit``. torch.compile is reset for
-every row and so compiles each batch size statically, as XLA compiles
-jinvert's step per batch size.
+quick run), ``--repeats``, ``--time-limit``, ``--torch-threads``,
+``--table1``. torch.compile is reset for every row and so compiles each
+batch size statically, as XLA compiles jinvert's step per batch size.
 """
 
 from __future__ import annotations
@@ -107,6 +110,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--time-limit", type=float, default=330.0,
                         help="seconds; no representation starts after it, a running one is "
                              "stopped at it + 30 s")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="torch.set_num_threads on the CPU (default: torch's choice; "
+                             "1 keeps a loaded CPU from starving eager PyTorch)")
+    parser.add_argument("--table1", type=int, default=100,
+                        help="also time one HOG call on this many codes at once (Table 1's "
+                             "work: 100 images, 800 iterations); 0 skips it")
     parser.add_argument("--out", default=None, help="also write the table as Markdown here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--framework", choices=("jinvert", "torch", "both"), default="both",
@@ -129,6 +138,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("need --iterations >= 1, --repeats >= 1 and --size >= 16")
     if args.call_iterations is not None and args.call_iterations < 1:
         parser.error("--call-iterations must be positive")
+    if args.table1 < 0 or (args.torch_threads is not None and args.torch_threads < 1):
+        parser.error("need --table1 >= 0 and --torch-threads >= 1")
     return args
 
 
@@ -261,6 +272,42 @@ def measure_jinvert(case: Case, samples: int, args, row: dict) -> None:
     row.update(call_s=call(), call_iterations=config.iterations)
 
 
+def measure_codes_batch(case: Case, count: int, args) -> dict:
+    """Seconds of one ``invert`` call on ``count`` HOG codes at once, one
+    reconstruction each, the paper's schedule (Table 1's work): the codes of
+    ``count`` different crops (and mirror images) of the astronaut."""
+    import jax
+    import numpy as np
+
+    from jinvert import images, invert
+
+    photo, size = images.load_image(), case.x0.shape[0]
+    rng = np.random.default_rng(0)
+    crops = []
+    for i in range(count):
+        scale = rng.uniform(1.0, 2.0)  # a crop of side size·scale, resized to size
+        side = min(photo.shape[0], int(round(size * scale)))
+        top, left = rng.integers(0, photo.shape[0] - side + 1, size=2)
+        crop = images.resize(photo[top:top + side, left:left + side], (size, size))
+        crops.append(crop[:, ::-1] if i % 2 else crop)
+    codes = jax.block_until_ready(case.rep.batch_apply(
+        jax.device_put(np.stack([np.asarray(case.rep.preprocess(c)) for c in crops]))))
+    config = (case.rep.defaults if args.call_iterations is None
+              else case.rep.defaults.with_iterations(args.call_iterations))
+
+    def call() -> float:
+        t0 = time.perf_counter()
+        jax.block_until_ready(invert(case.rep, codes, shape=case.x0.shape,
+                                     key=jax.random.PRNGKey(2), config=config,
+                                     progress=False).images)
+        return time.perf_counter() - t0
+
+    first = call()
+    later = call()
+    return {"codes": count, "call_s": later, "compile_s": max(0.0, first - later),
+            "call_iterations": config.iterations, "jax_peak_mib": _jax_peak_mib()}
+
+
 def measure_torch(case: Case, phi, samples: int, mode, device, args) -> dict:
     """``{"ms", "first_s", "peak_mib"}`` of the torch loop (``mode`` None:
     eager), and ``"error"`` where ms is None."""
@@ -311,6 +358,12 @@ def child_jinvert(args) -> None:
             row["jinvert_error"] = _reason(err)
         row["jax_peak_mib"] = _jax_peak_mib()
         _print_row(row)
+    if args.child == "hog" and args.table1:
+        try:
+            extra = measure_codes_batch(case, args.table1, args)
+        except Exception as err:  # out of memory, ...
+            extra = {"codes": args.table1, "error": _reason(err)}
+        print("CODES " + json.dumps(extra), flush=True)
 
 
 def child_torch(args) -> None:
@@ -322,6 +375,8 @@ def child_torch(args) -> None:
     if gpu and not torch.cuda.is_available():
         raise SystemExit("--device gpu: torch.cuda.is_available() is False")
     device = torch.device("cuda" if gpu else "cpu")
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     try:
         import torch._dynamo
         torch._dynamo.config.cache_size_limit = 64
@@ -436,7 +491,9 @@ def _child(args, device: str, child: str, framework: str, deadline: float):
                "--framework", framework, "--device", device, "--samples", args.samples,
                "--iterations", str(args.iterations), "--repeats", str(args.repeats),
                "--size", str(args.size), "--precision", args.precision,
-               "--compile-mode", args.compile_mode]
+               "--compile-mode", args.compile_mode, "--table1", str(args.table1)]
+    if args.torch_threads:
+        command += ["--torch-threads", str(args.torch_threads)]
     if args.call_iterations is not None:
         command += ["--call-iterations", str(args.call_iterations)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -458,7 +515,7 @@ def _child(args, device: str, child: str, framework: str, deadline: float):
                 process.kill()
                 break
             continue
-        if line.startswith(("ROW ", "PARITY ")):
+        if line.startswith(("ROW ", "PARITY ", "CODES ")):
             yield line.rstrip("\n")
         else:
             sys.stderr.write(line)
@@ -474,11 +531,13 @@ def parity_line(args, device: str, deadline: float) -> str:
     return "n/a"
 
 
-def run_children(args, device: str, deadline: float) -> list[dict]:
+def run_children(args, device: str, deadline: float) -> tuple[list[dict], dict]:
     """Per representation, a process for jinvert, then one for PyTorch (no
-    process holds both on the GPU: their CUDA libraries may differ); rows
-    merged per sample count, in order."""
-    rows = []
+    process holds both on the GPU: their CUDA libraries may differ).
+
+    Returns the rows merged per sample count, in order, and what
+    :func:`measure_codes_batch` measured (empty if it did not run)."""
+    rows, codes_batch = [], {}
     for name in args.rep_names:
         merged = {s: {"rep": name, "samples": s} for s in args.sample_counts}
         for framework in ("jinvert", "torch"):
@@ -493,6 +552,9 @@ def run_children(args, device: str, deadline: float) -> list[dict]:
                 if isinstance(item, tuple):
                     status = item[1]
                     continue
+                if item.startswith("CODES "):
+                    codes_batch.update(json.loads(item[len("CODES "):]))
+                    continue
                 row = json.loads(item[len("ROW "):])
                 seen.add(row["samples"])
                 if "error" in row:  # the representation itself failed
@@ -505,7 +567,7 @@ def run_children(args, device: str, deadline: float) -> list[dict]:
             for s in set(args.sample_counts) - seen:
                 merged[s].update(dict.fromkeys(keys, reason))
         rows += list(merged.values())
-    return rows
+    return rows, codes_batch
 
 
 def _number(row, key):
@@ -553,8 +615,9 @@ def table(rows: list[dict]) -> list[str]:
     return out
 
 
-def targets(rows: list[dict]) -> list[str]:
-    """Issue 14's targets, read off the rows (on a GPU they are what counts)."""
+def targets(rows: list[dict], codes_batch: dict) -> list[str]:
+    """Issue 14's targets, read off the rows (on a GPU they are what counts),
+    and the time of Table 1's work."""
     out = []
     hog = {r["samples"]: r for r in rows if r["rep"] == "hog" and r.get("call_s") is not None}
     if 1 in hog:
@@ -567,6 +630,14 @@ def targets(rows: list[dict]) -> list[str]:
             ratio = hog[64]["call_s"] / one["call_s"]
             out.append(f"HOG samples=64 / samples=1 call time: {ratio:.2f}x (target <= 2x: "
                        f"{'met' if ratio <= 2 else 'not met'})")
+    if codes_batch.get("call_s") is not None:
+        out.append(f"HOG, {codes_batch['codes']} codes at once (Table 1's work), one call of "
+                   f"{codes_batch['call_iterations']} iterations: {codes_batch['call_s']:.2f} s "
+                   f"(compile {codes_batch['compile_s']:.1f} s, jax peak "
+                   f"{_number(codes_batch, 'jax_peak_mib')} MiB)")
+    elif codes_batch:
+        out.append(f"HOG, {codes_batch['codes']} codes at once: n/a "
+                   f"({codes_batch.get('error', '?')})")
     alex = [r for r in rows if r["rep"].startswith("alexnet") and r.get("jinvert_ms")]
     for label, goal in (("eager", 5.0), ("compiled", 1.5)):
         ratios = [(r[f"{label}_ms"] / r["jinvert_ms"], r) for r in alex if r.get(f"{label}_ms")]
@@ -592,8 +663,9 @@ def main(argv=None) -> None:
     device = resolve_device(args.device)
     lines = header(args, device, parity_line(args, device, start + args.time_limit))
     print("\n".join(lines), flush=True)
-    rows = run_children(args, device, start + args.time_limit)
-    body = [*table(rows), "", *targets(rows), f"total wall time {time.monotonic() - start:.0f} s"]
+    rows, codes_batch = run_children(args, device, start + args.time_limit)
+    body = [*table(rows), "", *targets(rows, codes_batch),
+            f"total wall time {time.monotonic() - start:.0f} s"]
     print("\n" + "\n".join(body), flush=True)
     if args.out:
         with open(args.out, "w") as f:

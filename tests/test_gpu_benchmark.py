@@ -134,7 +134,8 @@ def test_paper_sgd_trajectory_matches_invert():
     expected = invert(rep, rep(x0), key=key, shape=shape, samples=2, config=config,
                       progress=False).images
     got = loop.run().permute(0, 2, 3, 1).numpy()
-    assert _max_relative(got, expected) < 1e-3
+    assert _max_relative(got, expected) < 1e-4  # measured 3e-7; without the
+    # momentum restart 0.2, without the learning-rate drop 1.1.
     # And the loop moved the start by much more than that.
     start = config.sized(shape, rep.sigma).sigma * np.asarray(
         init_batch(pixels(), key, (1, 2), shape))[0]
