@@ -32,10 +32,11 @@ peak is its own. Only the parity check of the header (torch's HOG, HOGb and
 DSIFT codes against jinvert's) runs both on the device, in a process of its
 own.
 
-Precision: ``--precision default`` leaves JAX's default matmul precision
-(TF32 on NVIDIA GPUs, for AlexNet: HOG, DSIFT and EfficientNet-Lite0 pin
-float32 in jinvert), ``highest`` sets full float32 everywhere. PyTorch is set
-to match per row (``torch fp32`` column: tf32 or ieee). JAX's GPU memory is
+Precision: ``--precision default`` runs the networks' float32 products and
+convolutions at the backend's choice (TF32 on NVIDIA GPUs: jinvert's CNNs
+with ``precision="default"``; HOG and DSIFT always pin float32),
+``highest`` in full float32 everywhere. PyTorch is set to match per row
+(``torch fp32`` column: tf32 or ieee). JAX's GPU memory is
 not preallocated (``XLA_PYTHON_CLIENT_PREALLOCATE=false`` unless set), so
 that both frameworks share the device.
 
@@ -190,9 +191,24 @@ def _alexnet_params():
     return A.random_params(jax.random.PRNGKey(0), bias=0.1)
 
 
-def build_case(name: str, size: int) -> Case:
+def _network(build, *args, precision: str):
+    """``(rep, pins_float32)``: ``build(*args, precision=precision)`` where the
+    builder takes a precision (jinvert's CNNs since their ``precision=``),
+    else ``build(*args)`` under JAX's default matmul precision (set by
+    ``--precision`` in the process), which older EfficientNet code overrode
+    with float32 for every product."""
+    import inspect
+
+    if "precision" in inspect.signature(build).parameters:
+        return build(*args, precision=precision), precision == "highest"
+    pinned = "efficientnet" in build.__module__
+    return build(*args), pinned or precision == "highest"
+
+
+def build_case(name: str, size: int, precision: str = "default") -> Case:
     """The representation called ``name`` (see ``--reps``) at ``size`` (HOG
-    and DSIFT), on the bundled astronaut photo."""
+    and DSIFT), on the bundled astronaut photo; the networks' products and
+    convolutions at ``precision`` (``"default"``: TF32 on NVIDIA GPUs)."""
     import numpy as np
 
     from jinvert import images
@@ -206,11 +222,11 @@ def build_case(name: str, size: int) -> Case:
                     True)
     if family == "alexnet":
         from jinvert.representations import alexnet as A
-        rep = A.alexnet(_alexnet_params(), layer)
-        return Case(rep, np.asarray(rep.preprocess(photo)), False)
-    from jinvert.representations import efficientnet as E
-    rep = E.efficientnet_lite0(E.load_params(), layer)
-    return Case(rep, np.asarray(rep.preprocess(photo)), True)
+        rep, pins = _network(A.alexnet, _alexnet_params(), layer, precision=precision)
+    else:
+        from jinvert.representations import efficientnet as E
+        rep, pins = _network(E.efficientnet_lite0, E.load_params(), layer, precision=precision)
+    return Case(rep, np.asarray(rep.preprocess(photo)), pins)
 
 
 def build_torch_phi(name: str, size: int, device):
@@ -345,7 +361,7 @@ def child_jinvert(args) -> None:
     if args.device == "gpu" and jax.default_backend() != "gpu":
         raise SystemExit(f"--device gpu: JAX runs on {jax.default_backend()}")
     try:
-        case = build_case(args.child, args.size)
+        case = build_case(args.child, args.size, args.precision)
     except Exception as err:  # e.g. the EfficientNet wheel missing
         for samples in args.sample_counts:
             _print_row({"rep": args.child, "samples": samples, "error": _reason(err)})
@@ -383,7 +399,7 @@ def child_torch(args) -> None:
     except (ImportError, AttributeError):
         pass
     try:
-        case = build_case(args.child, args.size)
+        case = build_case(args.child, args.size, args.precision)
         phi = build_torch_phi(args.child, args.size, device)
     except Exception as err:
         for samples in args.sample_counts:
@@ -463,9 +479,9 @@ def header(args, device: str, parity: str) -> list[str]:
     else:
         torch_dev = f"CPU ({torch.get_num_threads()} threads)"
         jax_dev = f"CPU ({os.cpu_count()} cores)"
-    precision = ("JAX default (TF32 on NVIDIA GPUs where a program does not pin float32; "
-                 "jinvert pins it for HOG, DSIFT, EfficientNet)" if args.precision == "default"
-                 else "highest (full float32) everywhere")
+    precision = ("default: the CNNs at the backend's choice, TF32 on NVIDIA GPUs (HOG and "
+                 "DSIFT keep float32)" if args.precision == "default"
+                 else "highest: full float32 everywhere")
     return [
         f"jinvert GPU benchmark, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} "
         f"UTC, jinvert {commit or '?'}",
