@@ -117,6 +117,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--table1", type=int, default=100,
                         help="also time one HOG call on this many codes at once (Table 1's "
                              "work: 100 images, 800 iterations); 0 skips it")
+    parser.add_argument("--iterations-per-call", type=int, default=None,
+                        help="jinvert's iterations per compiled call (default: the backend's, "
+                             "jinvert.optimize.ITERATIONS_PER_CALL); run with 1 and the "
+                             "default to measure what chunking buys")
     parser.add_argument("--out", default=None, help="also write the table as Markdown here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--framework", choices=("jinvert", "torch", "both"), default="both",
@@ -191,20 +195,6 @@ def _alexnet_params():
     return A.random_params(jax.random.PRNGKey(0), bias=0.1)
 
 
-def _network(build, *args, precision: str):
-    """``(rep, pins_float32)``: ``build(*args, precision=precision)`` where the
-    builder takes a precision (jinvert's CNNs since their ``precision=``),
-    else ``build(*args)`` under JAX's default matmul precision (set by
-    ``--precision`` in the process), which older EfficientNet code overrode
-    with float32 for every product."""
-    import inspect
-
-    if "precision" in inspect.signature(build).parameters:
-        return build(*args, precision=precision), precision == "highest"
-    pinned = "efficientnet" in build.__module__
-    return build(*args), pinned or precision == "highest"
-
-
 def build_case(name: str, size: int, precision: str = "default") -> Case:
     """The representation called ``name`` (see ``--reps``) at ``size`` (HOG
     and DSIFT), on the bundled astronaut photo; the networks' products and
@@ -222,11 +212,11 @@ def build_case(name: str, size: int, precision: str = "default") -> Case:
                     True)
     if family == "alexnet":
         from jinvert.representations import alexnet as A
-        rep, pins = _network(A.alexnet, _alexnet_params(), layer, precision=precision)
+        rep = A.alexnet(_alexnet_params(), layer, precision=precision)
     else:
         from jinvert.representations import efficientnet as E
-        rep, pins = _network(E.efficientnet_lite0, E.load_params(), layer, precision=precision)
-    return Case(rep, np.asarray(rep.preprocess(photo)), pins)
+        rep = E.efficientnet_lite0(E.load_params(), layer, precision=precision)
+    return Case(rep, np.asarray(rep.preprocess(photo)), precision == "highest")
 
 
 def build_torch_phi(name: str, size: int, device):
@@ -269,7 +259,8 @@ def measure_jinvert(case: Case, samples: int, args, row: dict) -> None:
 
     rep, shape = case.rep, case.x0.shape
     code = rep(jax.device_put(case.x0))
-    t = per_iteration(jinvert_run(rep, code, samples=samples, shape=shape), args.iterations,
+    t = per_iteration(jinvert_run(rep, code, samples=samples, shape=shape,
+                                  iterations_per_call=args.iterations_per_call), args.iterations,
                       args.repeats)
     row.update(jinvert_ms=_ms_per_iteration(t), jinvert_fixed_ms=1e3 * t.fixed,
                jinvert_compile_s=t.first)
@@ -281,7 +272,8 @@ def measure_jinvert(case: Case, samples: int, args, row: dict) -> None:
     def call() -> float:
         t0 = time.perf_counter()
         jax.block_until_ready(invert(rep, code, shape=shape, key=jax.random.PRNGKey(1),
-                                     samples=samples, config=config, progress=False).images)
+                                     samples=samples, config=config, progress=False,
+                                     iterations_per_call=args.iterations_per_call).images)
         return time.perf_counter() - t0
 
     call()  # compiles the step for this schedule's number of stages
@@ -314,8 +306,8 @@ def measure_codes_batch(case: Case, count: int, args) -> dict:
     def call() -> float:
         t0 = time.perf_counter()
         jax.block_until_ready(invert(case.rep, codes, shape=case.x0.shape,
-                                     key=jax.random.PRNGKey(2), config=config,
-                                     progress=False).images)
+                                     key=jax.random.PRNGKey(2), config=config, progress=False,
+                                     iterations_per_call=args.iterations_per_call).images)
         return time.perf_counter() - t0
 
     first = call()
@@ -491,7 +483,8 @@ def header(args, device: str, parity: str) -> list[str]:
         f"timing: ms/it = (t(2n) - t(n))/n, n = {args.iterations}, best of {args.repeats}; "
         f"samples {','.join(map(str, args.sample_counts))}; HOG/DSIFT images "
         f"{args.size}x{args.size} grey, AlexNet 227x227 (random weights), EfficientNet "
-        f"224x224 (ImageNet weights); the bundled astronaut photo",
+        f"224x224 (ImageNet weights); the bundled astronaut photo; jinvert iterations per "
+        f"compiled call: {args.iterations_per_call or 'the backend default'}",
         f"matmul precision: {precision}; torch fp32 per row; torch.compile mode "
         f"{args.compile_mode}; XLA_PYTHON_CLIENT_PREALLOCATE="
         f"{os.environ.get('XLA_PYTHON_CLIENT_PREALLOCATE')}",
@@ -512,6 +505,8 @@ def _child(args, device: str, child: str, framework: str, deadline: float):
         command += ["--torch-threads", str(args.torch_threads)]
     if args.call_iterations is not None:
         command += ["--call-iterations", str(args.call_iterations)]
+    if args.iterations_per_call is not None:
+        command += ["--iterations-per-call", str(args.iterations_per_call)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     lines: queue.Queue = queue.Queue()
 

@@ -43,9 +43,11 @@ def per_iteration(run: Callable[[int], float], iterations: int,
     return LoopTiming(step, max(0.0, short - iterations * step), max(0.0, first - short))
 
 
-def jinvert_run(rep, code, *, samples: int, shape=None) -> Callable[[int], float]:
+def jinvert_run(rep, code, *, samples: int, shape=None,
+                iterations_per_call=None) -> Callable[[int], float]:
     """``run(n)``: seconds of one ``jinvert.invert`` call of n iterations at
-    ``rep.defaults``' first learning rate, images ready (``block_until_ready``).
+    ``rep.defaults``' first learning rate, images ready (``block_until_ready``);
+    ``iterations_per_call`` as :func:`jinvert.invert` takes it.
 
     The schedule is ``(n, 0, 0, …)``, as many stages as the paper's (empty
     ones never reached), so that the timed step is the program a call with
@@ -61,8 +63,8 @@ def jinvert_run(rep, code, *, samples: int, shape=None) -> Callable[[int], float
     def run(n: int) -> float:
         t0 = time.perf_counter()
         jax.block_until_ready(invert(rep, code, shape=shape, key=jax.random.PRNGKey(0),
-                                     samples=samples, config=config(n),
-                                     progress=False).images)
+                                     samples=samples, config=config(n), progress=False,
+                                     iterations_per_call=iterations_per_call).images)
         return time.perf_counter() - t0
 
     return run

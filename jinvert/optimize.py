@@ -227,8 +227,8 @@ def _programs(rep, shape, count) -> _Programs:
 #: millisecond there. On a GPU the host's dispatch of one step per
 #: iteration (0.67 ms measured on an H200, whatever the batch) is most of
 #: a HOG iteration, so the steps run in chunks. The GPU/TPU value is not yet
-#: measured against others: ``python benchmarks/gpu.py --chunks 1,10,100``
-#: is the measurement to make.
+#: measured against others: ``python benchmarks/gpu.py --iterations-per-call
+#: K`` for K = 1, 10, 100 is the measurement to make.
 ITERATIONS_PER_CALL = {"cpu": 1, "gpu": 100, "cuda": 100, "rocm": 100, "tpu": 100}
 
 
