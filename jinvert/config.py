@@ -16,6 +16,7 @@ once (CNN-A's λV bands and schedule in :mod:`jinvert.representations.alexnet`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -23,6 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+#: The update rules a :class:`Config` names (:meth:`Config.optimizer`).
+UPDATE_RULES = ("sgd", "adam")
 
 #: The number of input values the paper's σ and λ were set for: 227 × 227
 #: pixels × 3 colours (CNN-A's input; σ = 27 100 is the norm of such images).
@@ -52,6 +56,15 @@ class Config:
         paper's 227 × 227 × 3 values) converted to the image's size by
         :meth:`sized`, the λ with it. A number here is used as is, with the
         λ as given (no conversion).
+      lambda_range: weight of the IJCV 2016 bounded-range regulariser
+        Σ_pixels ||u_pixel||^α (the colour norm of each pixel, exponent
+        ``alpha``); 0 (the CVPR paper) leaves it out. See :func:`jinvert.recipe`.
+      jitter: shift the image the data term sees by a random (dy, dx) in
+        [−jitter, jitter]² pixels at every step (IJCV 2016; 0 = the CVPR
+        paper). :func:`jinvert.invert` uses it unless given ``transforms``.
+      update_rule: ``"sgd"`` (the CVPR paper's :func:`paper_sgd`) or
+        ``"adam"`` (an adaptive step, as the IJCV paper's: Adam with the same
+        stages, the learning rate divided by 10 at each, one state).
 
     Raises:
       ValueError: a bad value (negative, non-finite, empty schedule…).
@@ -65,6 +78,9 @@ class Config:
     stages: tuple[int, ...] = (200, 200, 200, 200)
     momentum: float = 0.9
     sigma: float | None = None
+    lambda_range: float = 0.0
+    jitter: int = 0
+    update_rule: str = "sgd"
 
     def __post_init__(self):
         try:
@@ -76,7 +92,8 @@ class Config:
             raise ValueError(f"stages must be non-negative iteration counts with a "
                              f"positive total, got {self.stages!r}")
         object.__setattr__(self, "stages", stages)
-        for name in ("lambda_alpha", "alpha", "lambda_tv", "beta", "learning_rate", "momentum"):
+        for name in ("lambda_alpha", "alpha", "lambda_tv", "beta", "learning_rate", "momentum",
+                     "lambda_range"):
             raw = getattr(self, name)
             try:
                 value = float(raw)
@@ -88,6 +105,14 @@ class Config:
         if self.alpha < 1 or self.beta <= 0:
             raise ValueError(f"need alpha >= 1 and beta > 0, got alpha={self.alpha}, "
                              f"beta={self.beta}")
+        if isinstance(self.jitter, bool) or not float(self.jitter).is_integer() \
+                or self.jitter < 0:
+            raise ValueError(f"jitter must be a non-negative number of pixels, got "
+                             f"{self.jitter!r}")
+        object.__setattr__(self, "jitter", int(self.jitter))
+        if self.update_rule not in UPDATE_RULES:
+            raise ValueError(f"update_rule must be one of {', '.join(UPDATE_RULES)}, got "
+                             f"{self.update_rule!r}")
         if self.sigma is not None:
             try:
                 sigma = float(self.sigma)
@@ -163,11 +188,15 @@ class Config:
         return dataclasses.replace(
             self, sigma=float(sigma) * ratio ** 0.5,
             lambda_alpha=self.lambda_alpha * ratio ** (self.alpha / 2 - 1),
-            lambda_tv=self.lambda_tv * ratio ** (self.beta / 2 - 1))
+            lambda_tv=self.lambda_tv * ratio ** (self.beta / 2 - 1),
+            lambda_range=self.lambda_range * ratio ** (self.alpha / 2 - 1))
 
     def optimizer(self) -> optax.GradientTransformation:
-        """The paper's optimiser for this schedule: :func:`paper_sgd`
-        ``(learning_rate, stages, momentum)``."""
+        """The optimiser of this schedule: the paper's :func:`paper_sgd`
+        ``(learning_rate, stages, momentum)``, or for ``update_rule="adam"``
+        :func:`staged_adam` ``(learning_rate, stages, momentum)``."""
+        if self.update_rule == "adam":
+            return staged_adam(self.learning_rate, self.stages, self.momentum)
         return paper_sgd(self.learning_rate, self.stages, self.momentum)
 
 
@@ -254,3 +283,23 @@ def paper_sgd(learning_rate: float = Config.learning_rate, stages=Config.stages,
     ends = tuple(int(e) for e in np.cumsum(config.stages))
     return optax.GradientTransformation(_PaperSGDInit(rates, ends, config.momentum),
                                         _paper_sgd_update)
+
+
+@functools.lru_cache(maxsize=64)
+def staged_adam(learning_rate: float = 0.001, stages=(200, 200, 200, 200),
+                momentum: float = 0.9) -> optax.GradientTransformation:
+    """Adam (β1 = ``momentum``, β2 = 0.999) whose learning rate is
+    ``learning_rate · 0.1**k`` in stage k, one state throughout: the
+    adaptive step of the IJCV recipe (:func:`jinvert.recipe`).
+
+    The same arguments give the same object (cached), so its ``update``,
+    which keys the compiled step, is reused and nothing recompiles.
+    Learning rates are in units of u = x/σ per step (Adam's step is about
+    the learning rate per pixel, whatever the scale of the energy).
+    """
+    stages = tuple(int(s) for s in stages)
+    drops: dict[int, float] = {}
+    for end in np.cumsum(stages)[:-1]:  # an empty stage still divides by 10
+        drops[int(end)] = drops.get(int(end), 1.0) * 0.1
+    schedule = optax.piecewise_constant_schedule(float(learning_rate), drops)
+    return optax.adam(schedule, b1=float(momentum))

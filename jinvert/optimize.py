@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from jinvert.config import Config
-from jinvert.objective import TERMS, batch_terms, reference_norm2
+from jinvert.objective import batch_terms, paper_energy, reference_norm2
 from jinvert.parameterizations import init_batch, pixels
 
 Array = jax.Array
@@ -58,20 +58,18 @@ _TRANSFORM_STREAM = 0x6A177E4
 
 
 class _Problem(NamedTuple):
-    """The arrays of one inversion that every step reads (a pytree).
+    """The arrays of one run that every step reads (a pytree).
 
-    reference, mask: ``(B, *code)``; norm2: ``(B,)`` ||M ⊙ Φ0||²; tkeys:
-    ``(B, S)`` keys of the random transforms; sigma, lambda_alpha,
-    lambda_tv: float32 scalars (arguments, so new values do not recompile).
+    energy: ``(per_problem, shared)`` :mod:`jinvert.terms` energies
+    (:func:`jinvert.objective.batch_terms`; their arrays, targets, masks
+    and λ, are arguments, so new values do not recompile, while their kinds
+    of terms and exponents key the program); tkeys: ``(B, S)`` keys of the random transforms; sigma: a
+    float32 scalar.
     """
 
-    reference: Array
-    mask: Array
-    norm2: Array
+    energy: Any
     tkeys: Array
     sigma: Array
-    lambda_alpha: Array
-    lambda_tv: Array
 
 
 class _Programs(NamedTuple):
@@ -157,8 +155,8 @@ def _programs(rep, shape, count) -> _Programs:
             tkeys = tkeys.reshape((batch, samples) + tkeys.shape[1:])
         return params, tkeys, norm2
 
-    def step(params, state, weights, problem, iteration, *, alpha, beta, parameterization,
-             transform, update):
+    def step(params, state, weights, problem, iteration, *, parameterization, transform,
+             update):
         def energy(params):
             u = render(parameterization, params)
             seen = None
@@ -168,10 +166,8 @@ def _programs(rep, shape, count) -> _Programs:
                 # to the border, and should judge what is returned).
                 seen = jax.vmap(jax.vmap(lambda k, v: transform(
                     jax.random.fold_in(k, iteration), v)))(problem.tkeys, u)
-            terms = batch_terms(lambda x: phi(weights, x), u, problem.reference, problem.mask,
-                                problem.norm2, sigma=problem.sigma,
-                                lambda_alpha=problem.lambda_alpha, alpha=alpha,
-                                lambda_tv=problem.lambda_tv, beta=beta, seen=seen)
+            terms = batch_terms(lambda x: phi(weights, x), u, problem.energy,
+                                sigma=problem.sigma, seen=seen)
             # The reconstructions are independent: the gradient of the sum
             # is each one's own gradient.
             return jnp.sum(terms["total"]), terms
@@ -189,8 +185,7 @@ def _programs(rep, shape, count) -> _Programs:
         start=jax.jit(start, static_argnames=("samples", "per_code_keys", "parameterization")),
         # The iterate and optimiser state are updated in place.
         step=jax.jit(step, donate_argnums=(0, 1),
-                     static_argnames=("alpha", "beta", "parameterization", "transform",
-                                      "update")),
+                     static_argnames=("parameterization", "transform", "update")),
         finish=jax.jit(finish, static_argnames=("parameterization",)),
         weights=weights)
     per_shape[(shape, count)] = programs
@@ -421,7 +416,8 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
         :mod:`jinvert.parameterizations`): ``None`` or ``pixels()`` is the
         paper's (u itself), ``fourier()`` a frequency-scaled Fourier basis,
         ``deep_image_prior()`` the weights of a small conv generator.
-      transforms: ``None`` (the paper) or a random transform ``(key, u) ->
+      transforms: ``None`` (``jitter(config.jitter)`` when the config asks
+        for jitter, else none: the paper) or a random transform ``(key, u) ->
         u`` (:mod:`jinvert.transforms`, e.g. ``jitter(2)``) applied to the
         image seen by the data term at every iteration; the priors see the
         untransformed image.
@@ -465,11 +461,32 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
     params, tkeys, norm2 = programs.start(key, codes, mask, samples=samples,
                                           per_code_keys=per_code_keys,
                                           parameterization=parameterization)
+    images, out_codes, history = _solve(
+        programs, params, tkeys, paper_energy(config, codes, mask, norm2), config=config,
+        optimizer=optimizer, parameterization=parameterization, transforms=transforms,
+        progress=progress)
+    if not batched:
+        images, out_codes = images[0], out_codes[0]
+        history = {k: v[0] for k, v in history.items()}
+    return InversionResult(images=images, codes=out_codes, history=history, config=config)
+
+
+def _solve(programs, params, tkeys, energy, *, config, optimizer, parameterization,
+           transforms, progress):
+    """Minimise ``energy`` (``(per_problem, shared)`` terms, see
+    :func:`jinvert.objective.batch_terms`) from ``params`` for ``config.iterations`` steps: the driver that
+    :func:`invert` and :func:`jinvert.maximize` share.
+
+    Returns ``(images (B, S, H, W, C), codes (B, S, *code), history)``,
+    history ``{name: (B, S, iterations)}`` NumPy float32.
+    """
+    if transforms is None and config.jitter:
+        from jinvert.transforms import jitter
+        transforms = jitter(config.jitter)
     sigma = jnp.float32(config.sigma)
-    problem = _Problem(codes, mask, norm2, tkeys, sigma, jnp.float32(config.lambda_alpha),
-                       jnp.float32(config.lambda_tv))
-    static = dict(alpha=config.alpha, beta=config.beta, parameterization=parameterization,
-                  transform=transforms, update=optimizer.update)
+    problem = _Problem(energy, tkeys, sigma)
+    static = dict(parameterization=parameterization, transform=transforms,
+                  update=optimizer.update)
 
     def step(params, state, iteration):
         return programs.step(params, state, programs.weights, problem, iteration, **static)
@@ -485,8 +502,5 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
     # Stacked on the host: one transfer of small arrays, and no program
     # whose shape depends on the number of iterations.
     terms = jax.device_get(terms)
-    history = {name: np.stack([t[name] for t in terms], axis=-1) for name in TERMS}
-    if not batched:
-        images, out_codes = images[0], out_codes[0]
-        history = {k: v[0] for k, v in history.items()}
-    return InversionResult(images=images, codes=out_codes, history=history, config=config)
+    history = {name: np.stack([t[name] for t in terms], axis=-1) for name in terms[0]}
+    return images, out_codes, history

@@ -1,0 +1,192 @@
+"""Natural pre-images beyond inversion: activation maximisation and
+caricatures (Mahendran & Vedaldi, IJCV 2016), on :func:`jinvert.invert`'s engine.
+
+The three visualisations differ only in the data term of the energy
+(:mod:`jinvert.terms`): inversion matches a code, activation maximisation
+raises ⟨Φ(x), W⟩ for weights W over the code (a neuron, a channel, a class
+logit), a caricature raises ⟨Φ(x), Φ0⟩ for the code Φ0 of a photo, so that
+what Φ detects in the photo is exaggerated. :func:`maximize` runs any data
+term (or a batch of them) through the same compiled step, loop, priors,
+parameterisations, jitter and vmapped samples as :func:`jinvert.invert`;
+:func:`caricature` is :func:`maximize` of :func:`jinvert.terms.caricature`
+started from the photo.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jinvert import images as im
+from jinvert import terms
+from jinvert.config import Config
+from jinvert.optimize import (InversionResult, _per_code_keys, _programs, _resolve_shape,
+                              _solve)
+from jinvert.parameterizations import Pixels, pixels
+from jinvert.recipes import recipe
+
+Array = jax.Array
+
+
+def _code_shape(rep, shape) -> tuple[int, ...]:
+    return tuple(jax.eval_shape(rep.apply, jax.ShapeDtypeStruct(shape, jnp.float32)).shape)
+
+
+def _check_objective(objective, code_shape) -> terms.Term:
+    """The objective's leaves must have one code's shape (or be scalars)."""
+    for leaf in jax.tree_util.tree_leaves(objective):
+        if jnp.ndim(leaf) and tuple(jnp.shape(leaf)) != tuple(code_shape):
+            raise ValueError(f"the objective's arrays must have the shape of one code "
+                             f"{tuple(code_shape)}, got an array of shape "
+                             f"{tuple(jnp.shape(leaf))}")
+    return objective
+
+
+def maximize(rep, objective, *, key, shape=None, samples: int = 1,
+             config: Config | None = None, optimizer: optax.GradientTransformation | None = None,
+             parameterization=None, transforms=None, progress=None,
+             start=None) -> InversionResult:
+    """Images that minimise ``objective + regularisers``: activation
+    maximisation (and caricatures) with :func:`jinvert.invert`'s engine.
+
+    Args:
+      rep: a :class:`jinvert.Representation`.
+      objective: a data term of :mod:`jinvert.terms` over one code
+        (``activation(W, Z)``, ``caricature(Φ0)``, ``inversion(Φ0)``, or a
+        composition ``a + 0.5 * b``), or a list of B such terms built alike
+        (a batch: B problems optimised together).
+      key: a ``jax.random`` key (same key, same images).
+      shape: ``(H, W)`` or ``(H, W, C)``; default ``rep.input_size``.
+      samples: images per objective from independent random starts (vmapped).
+      config: a :class:`jinvert.Config` for the regularisers and the schedule;
+        default ``jinvert.recipe(rep, "ijcv", data_weight=1.0)`` (bounded
+        range, V², jitter, Adam), sized to ``shape`` unless its ``sigma`` is
+        set.
+      optimizer, parameterization, transforms, progress: as for
+        :func:`jinvert.invert` (default ``config.optimizer()``, pixels,
+        ``jitter(config.jitter)``, a bar where someone watches).
+      start: ``None`` (random noise, as inversion) or an input-space image
+        ``(H, W, C)`` every sample starts from (pixels parameterisation only).
+
+    Returns:
+      :class:`jinvert.InversionResult`: ``images`` ``(samples, H, W, C)`` in
+      the input space (``(B, samples, ...)`` for a list), their ``codes``,
+      ``history`` of every term (``"data"`` is the objective's value) and
+      the sized ``config``.
+
+    Raises:
+      ValueError: an objective that is not a term or whose arrays do not have
+        the code's shape, objectives of a list built differently, a bad
+        ``start``, ``samples``, ``config`` or ``optimizer``.
+    """
+    batched = isinstance(objective, (list, tuple))
+    shape = _resolve_shape(rep, shape)
+    code_shape = _code_shape(rep, shape)
+    objectives = list(objective) if batched else [objective]
+    for o in objectives:
+        if not isinstance(o, terms.Term):
+            raise ValueError(f"objective must be a jinvert.terms term (activation, caricature, "
+                             f"inversion, or a sum of them), got {type(o).__name__}")
+        _check_objective(o, code_shape)
+    energy = terms.stack(objectives)
+    if config is None:
+        config = recipe(rep, "ijcv", data_weight=1.0)
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be a jinvert.Config, got {type(config).__name__}")
+    if isinstance(samples, bool) or int(samples) != samples or samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    samples = int(samples)
+    if optimizer is None:
+        optimizer = config.optimizer()
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise ValueError(f"optimizer must be an optax.GradientTransformation, got "
+                         f"{optimizer!r}")
+    parameterization = pixels() if parameterization is None else parameterization
+    count = len(objectives)
+    _per_code_keys(key, (count,), False)  # one key
+    config = config.sized(shape, rep.sigma)
+
+    programs = _programs(rep, shape, count * samples)
+    # start() wants a batch of codes for its sizes; the norms it returns
+    # belong to inversion and are not used here.
+    placeholder = jnp.ones((count, 1), jnp.float32)
+    params, tkeys, _ = programs.start(key, placeholder, placeholder, samples=samples,
+                                      per_code_keys=False, parameterization=parameterization)
+    if start is not None:
+        if not isinstance(parameterization, Pixels):
+            raise ValueError("start= needs the pixels parameterisation (the paper's)")
+        x0 = jnp.asarray(start, jnp.float32)
+        if tuple(x0.shape) != tuple(shape) or not bool(jnp.all(jnp.isfinite(x0))):
+            raise ValueError(f"start must be a finite input-space image of shape {shape}, "
+                             f"got shape {tuple(x0.shape)}")
+        params = jnp.broadcast_to(x0 / jnp.float32(config.sigma), params.shape)
+    images, codes, history = _solve(
+        programs, params, tkeys, (energy, terms.priors(config)), config=config,
+        optimizer=optimizer, parameterization=parameterization, transforms=transforms,
+        progress=progress)
+    if not batched:
+        images, codes = images[0], codes[0]
+        history = {k: v[0] for k, v in history.items()}
+    return InversionResult(images=images, codes=codes, history=history, config=config)
+
+
+def caricature(rep, image, *, key, mask=None, samples: int = 1, config: Config | None = None,
+               from_image: bool = True, **options) -> InversionResult:
+    """A caricature of ``image``: the patterns ``rep`` detects in it,
+    exaggerated (:func:`jinvert.terms.caricature`, −⟨Φ(x), Φ0⟩ / ||Φ0||²).
+
+    Args:
+      rep: a :class:`jinvert.Representation`.
+      image: the photo in rep's input space ``(H, W, C)`` (``rep.preprocess``).
+      key: a ``jax.random`` key.
+      mask: optional 0/1 mask over the code (exaggerate only part of it).
+      samples: caricatures (they differ by their jitter, or by their noise
+        when ``from_image`` is False).
+      config: default ``jinvert.recipe(rep, "ijcv", data_weight=1.0)``.
+      from_image: start from the photo (default) or from random noise.
+      **options: ``optimizer``, ``parameterization``, ``transforms``,
+        ``progress`` as for :func:`maximize`.
+
+    Returns:
+      as :func:`maximize`; ``history["data"]`` is −1 at the photo itself.
+    """
+    x0 = jnp.asarray(image, jnp.float32)
+    if x0.ndim != 3:
+        raise ValueError(f"image must be one input-space image (H, W, C), got shape "
+                         f"{tuple(x0.shape)}")
+    objective = terms.caricature(rep(x0), mask)
+    return maximize(rep, objective, key=key, shape=x0.shape, samples=samples, config=config,
+                    start=x0 if from_image else None, **options)
+
+
+def activation_scale(rep, weights, photos=None) -> float:
+    """Z for :func:`jinvert.terms.activation`: the largest |⟨Φ(x), W⟩| over
+    natural photos ``x`` (so the data term is about −1 where natural photos
+    excite W most; 1.0 when they give 0 everywhere).
+
+    Args:
+      rep: a :class:`jinvert.Representation`.
+      weights: W, the shape of the code at ``rep.input_size`` (227 × 227
+        for representations of any size).
+      photos: images in [0, 1] ``(H, W, 3)``; default the bundled astronaut
+        and scikit-image's chelsea, coffee, rocket and camera.
+    """
+    if photos is None:
+        import skimage.data
+
+        photos = [im.load_image()] + [
+            im.to_rgb(np.asarray(getattr(skimage.data, n)(), np.float32) / 255.0)
+            for n in ("chelsea", "coffee", "rocket", "camera")]
+    size = tuple(rep.input_size) if rep.input_size is not None else (227, 227)
+    xs = jnp.stack([rep.preprocess(im.resize_and_crop(np.asarray(p, np.float32), size))
+                    for p in photos])
+    w = jnp.asarray(weights, jnp.float32)
+    codes = jax.jit(rep.batch_apply)(xs)
+    if tuple(codes.shape[1:]) != tuple(w.shape):
+        raise ValueError(f"weights of shape {tuple(w.shape)} do not fit codes of shape "
+                         f"{tuple(codes.shape[1:])}")
+    values = jnp.sum(codes * w, axis=tuple(range(1, codes.ndim)))
+    z = float(jnp.max(jnp.abs(values)))
+    return z if z > 0 else 1.0
