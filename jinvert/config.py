@@ -168,8 +168,11 @@ class Config:
         ``sigma`` is the representation's σ (``rep.sigma``), the average
         norm of natural images of 227 × 227 × 3 values (:data:`PAPER_VALUES`);
         the λ balance sums over that many values. For n = H·W·C values and
-        r = n / PAPER_VALUES this returns σ' = σ·√r, λα' = λα·r^(α/2 − 1),
-        λV' = λV·r^(β/2 − 1), so that the starting noise has the paper's
+        r = n / PAPER_VALUES this returns σ' = σ·√r, λα' = λα·r^(α/2 − 1)
+        (λ_range likewise), λV' = λV·r^(β/2 − 1) and, for
+        ``update_rule="adam"`` only, the learning rate divided by √r (Adam
+        steps u by about its learning rate per value, whatever the
+        gradient's scale: this keeps its step in input units), so that the starting noise has the paper's
         amplitude per value (σ'/√n = σ/√PAPER_VALUES) and each prior the
         total weight it has on a paper-size image with the same pixel
         statistics. At 227 × 227 × 3 nothing changes. Without it a 227 × 227
@@ -185,8 +188,12 @@ class Config:
             return self
         h, w, c = (int(s) for s in shape)
         ratio = h * w * c / PAPER_VALUES
+        # Adam's step is about its learning rate per value of u whatever the
+        # gradient's scale: keep the step in input units the paper-size one.
+        rate = self.learning_rate / ratio ** 0.5 if self.update_rule == "adam" \
+            else self.learning_rate
         return dataclasses.replace(
-            self, sigma=float(sigma) * ratio ** 0.5,
+            self, sigma=float(sigma) * ratio ** 0.5, learning_rate=rate,
             lambda_alpha=self.lambda_alpha * ratio ** (self.alpha / 2 - 1),
             lambda_tv=self.lambda_tv * ratio ** (self.beta / 2 - 1),
             lambda_range=self.lambda_range * ratio ** (self.alpha / 2 - 1))

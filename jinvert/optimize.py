@@ -445,9 +445,7 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
     if isinstance(samples, bool) or int(samples) != samples or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
     samples = int(samples)
-    if optimizer is None:
-        optimizer = config.optimizer()
-    if not isinstance(optimizer, optax.GradientTransformation):
+    if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError(f"optimizer must be an optax.GradientTransformation (default: the "
                          f"paper's jinvert.paper_sgd), got {optimizer!r}")
     if parameterization is None:
@@ -456,6 +454,8 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
     codes, mask, batched = _check_codes(rep, code, shape, mask)
     per_code_keys = _per_code_keys(key, codes.shape, batched)
     config = config.sized(shape, rep.sigma)
+    if optimizer is None:  # after sizing: Adam's learning rate depends on the size
+        optimizer = config.optimizer()
 
     programs = _programs(rep, shape, int(codes.shape[0]) * samples)
     params, tkeys, norm2 = programs.start(key, codes, mask, samples=samples,

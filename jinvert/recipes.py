@@ -23,7 +23,8 @@ with
   (``Config.jitter``): 1 pixel for the shallow representations, 4 for CNNs
   (our choice; see below);
 * an adaptive step: Adam with the representation's stages (the learning rate
-  ÷ 10 at each) from 0.001 in u = x/σ per step (``update_rule="adam"``).
+  ÷ 10 at each) from 1e-3 in u = x/σ per step (:func:`jinvert.maximize`
+  uses 1e-4) (``update_rule="adam"``).
 
 In the normalised space u = x/σ of this library (x = σu, σ for the paper's
 227 × 227 × 3 values, converted to the image size by
@@ -53,21 +54,25 @@ IJCV_RANGE_FACTOR = 1.25
 #: IJCV: V = B / 6.5, the typical gradient of a natural image.
 IJCV_GRADIENT_FACTOR = 6.5
 #: Adam's first learning rate in units of u = x/σ per step.
-IJCV_LEARNING_RATE = 0.001
+IJCV_LEARNING_RATE = 1e-3
 #: Jitter in pixels: shallow representations (any input size) and CNNs.
 IJCV_JITTER_SHALLOW, IJCV_JITTER_CNN = 1, 4
 
 
 def recipe(rep, name: str = "cvpr", *, data_weight: float | None = None,
-           jitter: int | None = None) -> Config:
+           lambda_tv: float | None = None, jitter: int | None = None) -> Config:
     """The settings of a named recipe for ``rep`` (a :class:`jinvert.Config`).
 
     Args:
       rep: a :class:`jinvert.Representation` (its ``defaults``, ``sigma``,
         ``pixel_range``, ``input_size``).
       name: ``"cvpr"`` (``rep.defaults``) or ``"ijcv"`` (see the module notes).
-      data_weight: C of the IJCV energy (default: the value that keeps the
-        representation's CVPR λV); larger trusts the data term more.
+      data_weight: C of the IJCV energy (default: the value that gives
+        λV = ``lambda_tv``); larger trusts the data term more.
+      lambda_tv: the λV to keep (default ``rep.defaults.lambda_tv``, the
+        CVPR value): for "ijcv" it fixes C when ``data_weight`` is not
+        given (the bounded range's weight follows), for "cvpr" it replaces
+        λV.
       jitter: pixels of random shift (default 1 for HOG/DSIFT-like
         representations of any size, 4 for fixed-size CNNs).
 
@@ -84,14 +89,17 @@ def recipe(rep, name: str = "cvpr", *, data_weight: float | None = None,
     if name == "cvpr":
         if data_weight is not None:
             raise ValueError("data_weight belongs to the ijcv recipe")
-        return base.replace(jitter=jitter)
+        return base.replace(jitter=jitter, lambda_tv=lambda_tv)
     hw = PAPER_VALUES // 3
     bound = IJCV_RANGE_FACTOR * float(rep.pixel_range)
     gradient = bound / IJCV_GRADIENT_FACTOR
     alpha, beta = 6.0, 2.0
     tv_unit = (rep.sigma / gradient) ** beta / hw
     if data_weight is None:
-        data_weight = tv_unit / base.lambda_tv if base.lambda_tv > 0 else 1.0
+        keep = base.lambda_tv if lambda_tv is None else float(lambda_tv)
+        data_weight = tv_unit / keep if keep > 0 else 1.0
+    elif lambda_tv is not None:
+        raise ValueError("give data_weight or lambda_tv, not both")
     if not float(data_weight) > 0:
         raise ValueError(f"data_weight must be positive, got {data_weight!r}")
     if jitter is None:
