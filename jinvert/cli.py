@@ -200,7 +200,7 @@ def _add_common_preimage_options(p) -> None:
                         "for EfficientNet-Lite0)")
     p.add_argument("--data-weight", type=_non_negative_float, metavar="C",
                    help="weight C of the data term against the IJCV regularisers "
-                        "(default: 1)")
+                        "(default: 1 for maximize, 10 for caricature)")
     p.add_argument("--learning-rate", type=_non_negative_float, metavar="LR",
                    help="Adam's first learning rate, in u = x/sigma per step (default 1e-4)")
     p.add_argument("--jitter", type=int, metavar="PIXELS",

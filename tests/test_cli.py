@@ -314,3 +314,44 @@ def test_beyond_the_paper_options_change_the_reconstruction(toy, photo, tmp_path
 def test_negative_jitter_is_one_line_error(toy, photo, capsys):
     assert cli.main(["invert", str(photo), "--rep", "dsift", "--jitter", "-2", *FAST]) == 2
     assert "--jitter" in _one_error_line(capsys)
+
+
+def test_maximize_writes_labelled_maxima(toy, tmp_path, capsys, monkeypatch):
+    from jinvert import images
+
+    drawn = []
+    real = images.labelled_montage
+    monkeypatch.setattr(images, "labelled_montage",
+                        lambda *a, **k: (lambda r: drawn.append(r[1]) or r)(real(*a, **k)))
+    out = tmp_path / "max.png"
+    assert cli.main(["maximize", "--rep", "toy", "--channel", "1,4", "--iterations", "12",
+                     "--out", str(out)]) == 0
+    assert out.exists()
+    printed = capsys.readouterr().out
+    lines = [l for l in printed.splitlines() if l.startswith("channel ")]
+    assert len(lines) == 2 and "wrote" in printed
+    (texts,) = drawn
+    title, tile1, tile2, caption = texts
+    assert "activation maxima" in title and "12 iterations" in title
+    for tile, line, c in ((tile1, lines[0], 1), (tile2, lines[1], 4)):
+        assert tile.startswith(f"channel {c}: ") and line.startswith(f"channel {c}: reached ")
+        assert float(tile.split()[2]) == pytest.approx(float(line.split()[3]), rel=2e-3)
+
+
+def test_caricature_writes_photo_and_caricature(toy, photo, tmp_path, capsys):
+    out = tmp_path / "car.png"
+    assert cli.main(["caricature", str(photo), "--rep", "toy", "--iterations", "12",
+                     "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.exists() and "projection" in printed and "(1 at the photo)" in printed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["maximize", "--rep", "toy", "--class", "3"], "classifier's output"),
+    (["maximize", "--rep", "toy", "--channel", "9"], "outside"),
+    (["maximize", "--rep", "toy", "--neuron", "1,x,2"], "integers"),
+    (["maximize", "--rep", "toy"], "one of the arguments"),
+])
+def test_maximize_bad_arguments_one_line_exit_2(toy, argv, message, capsys):
+    assert cli.main(argv) == 2
+    assert message in _one_error_line(capsys)

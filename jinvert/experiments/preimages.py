@@ -59,10 +59,19 @@ def objectives_for(rep, shape, *, channels=None, neuron=None, classes=None):
             [terms.neuron(code_shape, (k,)) for k in ks])
 
 
+def _data_weight(args) -> float:
+    """C: ``--data-weight``, else 1 for maxima and 10 for caricatures."""
+    from jinvert.preimages import CARICATURE_DATA_WEIGHT
+
+    if args.data_weight:
+        return args.data_weight
+    return CARICATURE_DATA_WEIGHT if args.command == "caricature" else 1.0
+
+
 def _config(rep, args):
     from jinvert.preimages import maximize_config
 
-    config = maximize_config(rep, data_weight=args.data_weight or 1.0).replace(
+    config = maximize_config(rep, data_weight=_data_weight(args)).replace(
         learning_rate=args.learning_rate, jitter=args.jitter)
     return config.with_iterations(args.iterations) if args.iterations else config
 
@@ -172,7 +181,7 @@ def run_command(args, progress_cls) -> int:
     elapsed = time.perf_counter() - start
     if not all(np.all(np.isfinite(t)) for t in tiles):
         raise ValueError("the optimisation diverged (NaN pixels); try a smaller --learning-rate")
-    title = (f"{what} ({rep.description}); IJCV recipe, C = {args.data_weight or 1.0:g}, "
+    title = (f"{what} ({rep.description}); IJCV recipe, C = {_data_weight(args):g}, "
              f"{config.iterations} iterations, seed {args.seed}")
     caption = ("value: <phi(x), W>, W the neuron, the channel's mean or the class; "
                "photos <= Z: the largest value on five natural photos"
@@ -213,7 +222,7 @@ CARICATURE_TAPS = ("block4", "block9", "block13")
 def figure(which: str, out: str, iterations: int, seed: int = 0, log=print) -> list:
     """Write the ``maxima`` or ``caricatures`` figure to ``out``; return its
     rows of numbers (also logged)."""
-    from jinvert.preimages import maximize_config
+    from jinvert.preimages import CARICATURE_DATA_WEIGHT, maximize_config
     from jinvert.representations.efficientnet import efficientnet_lite0
 
     key = jax.random.PRNGKey(seed)
@@ -256,7 +265,8 @@ def figure(which: str, out: str, iterations: int, seed: int = 0, log=print) -> l
                 if i == 0:
                     tiles.append(np.asarray(rep.deprocess(x0)))
                     labels.append(f"{name} (224x224)")
-                config = maximize_config(rep).with_iterations(iterations)
+                config = maximize_config(rep, data_weight=CARICATURE_DATA_WEIGHT
+                                         ).with_iterations(iterations)
                 t0 = time.perf_counter()
                 t, lab, p = caricatures(rep, x0, key=key, config=config)
                 log(f"{name} {tap}: projection {p[0]:.3f}, {time.perf_counter() - t0:.0f} s")
@@ -264,7 +274,8 @@ def figure(which: str, out: str, iterations: int, seed: int = 0, log=print) -> l
                 labels += [f"{tap}: projection {p[0]:.2f}"]
                 rows.append((name, tap, p[0]))
         title = (f"Caricatures under EfficientNet-Lite0 (ImageNet) taps "
-                 f"{', '.join(CARICATURE_TAPS)}, started from the photo; IJCV recipe, C = 1, "
+                 f"{', '.join(CARICATURE_TAPS)}, started from the photo; IJCV recipe, "
+                 f"C = {CARICATURE_DATA_WEIGHT:g}, "
                  f"{iterations} iterations, seed {seed}")
         caption = "projection: <phi(x), phi0> / ||phi0||^2, 1 at the photo"
         columns = 1 + len(CARICATURE_TAPS)
