@@ -12,10 +12,11 @@ engine: activation maximisation (:func:`maximize`), caricatures
 (:func:`caricature`), the energy's terms (:mod:`jinvert.terms`) and the
 IJCV recipe (:func:`recipe`). Error metric of the paper: :func:`reconstruction_error`. Pictures:
 :func:`render_hog`. Masks over codes: :func:`central_mask`,
-:func:`group_mask`.
+:func:`group_mask`. Compiled programs kept on disk between sessions:
+:func:`compilation_cache.enable`.
 """
 
-from jinvert import images, masks, metrics, objective, terms, weights
+from jinvert import compilation_cache, images, masks, metrics, objective, terms, weights
 from jinvert.config import Config, paper_sgd
 from jinvert.flax_layer import flax_layer
 from jinvert.hog_render import render_hog
@@ -40,5 +41,5 @@ __all__ = [
     "render_hog", "central_mask", "group_mask", "ssim",
     "pixels", "fourier", "deep_image_prior", "jitter", "compose",
     "maximize", "caricature", "activation_scale", "recipe",
-    "images", "masks", "metrics", "objective", "terms", "weights",
+    "compilation_cache", "images", "masks", "metrics", "objective", "terms", "weights",
 ]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import sys
 import time
@@ -115,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "gradient descent from random noise: Mahendran & Vedaldi, "
                     "'Understanding Deep Image Representations by Inverting Them' "
                     "(CVPR 2015), in JAX.",
-        epilog="Run 'jinvert invert --help' for the inversion options.")
+        epilog="Run 'jinvert invert --help' for the inversion options. Compiled programs "
+               "are kept in ~/.cache/jinvert/jax (JINVERT_CACHE_DIR=DIR elsewhere, "
+               "JINVERT_CACHE_DIR= empty: no cache), so a repeated run starts at once.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     inv = sub.add_parser(
@@ -278,68 +279,6 @@ def _default_out(args) -> str:
     return f"{stem}-{args.rep.replace(':', '-')}.png"
 
 
-class _Progress:
-    """The inversion's progress on stderr, fed by ``invert``'s callback.
-
-    On a terminal, a tqdm bar. The first step includes the compilation
-    (seconds, the time of hundreds of steps), so the bar says "compiling"
-    until the first callback and only then starts the clock its estimate of
-    the remaining time is based on. Without a terminal (a log, a pipe), or
-    without tqdm, a plain line about every 10 % of the iterations:
-    iteration, objective, data term, elapsed time.
-    """
-
-    def __init__(self, total: int, *, stream=None, tty: bool | None = None,
-                 clock=time.perf_counter):
-        self.stream = sys.stderr if stream is None else stream
-        if tty is None:
-            tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.total, self.clock, self.start = total, clock, clock()
-        self.step = max(1, math.ceil(total / 10))
-        self.next_line = self.step
-        self.bar = None
-        self.first = True
-        self.compile_s = None  # time to the first callback: compiling + first steps
-        if tty:
-            try:
-                from tqdm import tqdm
-            except ImportError:  # the bar is a nicety: plain lines instead
-                tqdm = None
-            if tqdm is not None:
-                self._tqdm = tqdm
-                self.bar = tqdm(total=total, desc="compiling...", unit="it",
-                                file=self.stream, dynamic_ncols=True, leave=False,
-                                bar_format="{desc}")
-
-    def __call__(self, iteration: int, total: int, terms: dict) -> None:
-        if self.bar is not None:
-            if self.first:  # compiled: a fresh bar, its clock starting now
-                self.bar.close()
-                self.bar = self._tqdm(total=total, initial=iteration, desc="inverting",
-                                      unit="it", file=self.stream, dynamic_ncols=True,
-                                      leave=False)
-            else:
-                self.bar.update(iteration - self.bar.n)
-            self.bar.set_postfix(loss=f"{terms['total']:.4g}", data=f"{terms['data']:.3g}")
-        if self.first:
-            self.compile_s, self.first_iteration = self.clock() - self.start, iteration
-        if self.bar is None and (iteration >= self.next_line or iteration == total):
-            elapsed = self.clock() - self.start
-            first_line = self.next_line == self.step
-            print(f"jinvert: iteration {iteration}/{total} ({100 * iteration // total} %), "
-                  f"loss {terms['total']:.4g}, data term {terms['data']:.3g}, "
-                  f"{elapsed:.1f} s elapsed"
-                  + (f" ({self.compile_s:.1f} s of it compiling and the first "
-                     f"{self.first_iteration} iteration(s))" if first_line else ""),
-                  file=self.stream, flush=True)
-            self.next_line = (iteration // self.step + 1) * self.step
-        self.first = False
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _code_error(code_k, code) -> float:
     """||code_k - code|| / ||code||: the relative code error jinvert invert
     prints and draws (norms, not squares; NaN for an all-zero code)."""
@@ -417,14 +356,11 @@ def _run_invert(args) -> int:
         config = config.with_iterations(args.iterations)
     total = config.iterations
 
-    progress = _Progress(total)
     start = time.perf_counter()
-    try:
-        result = invert(rep, code, shape=tuple(x0.shape), key=jax.random.PRNGKey(args.seed),
-                        samples=args.samples, config=config, progress=progress,
-                        **_beyond_the_paper(args, config))
-    finally:
-        progress.close()
+    # progress=True: a bar on a terminal, plain lines in a log (jinvert.progress).
+    result = invert(rep, code, shape=tuple(x0.shape), key=jax.random.PRNGKey(args.seed),
+                    samples=args.samples, config=config, progress=True,
+                    **_beyond_the_paper(args, config))
     elapsed = time.perf_counter() - start
     if not np.all(np.isfinite(np.asarray(result.images))):
         raise ValueError("the optimisation diverged (NaN/inf pixels); try a smaller "
@@ -513,13 +449,17 @@ def _dispatch(parser, argv) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command != "weights":
+        # Compiled programs on disk: a repeated run starts without compiling.
+        from jinvert import compilation_cache
+        compilation_cache.enable()
     if args.command == "invert":
         return _run_invert(args)
     if args.command == "reproduce":
         return reproduce.run(args)
     if args.command in ("maximize", "caricature"):
         from jinvert.experiments import preimages
-        return preimages.run_command(args, _Progress)
+        return preimages.run_command(args)
     return _run_weights(args)
 
 

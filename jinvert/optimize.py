@@ -6,15 +6,13 @@ step an optax transformation on E(u) of eq. 3 (:func:`jinvert.objective.batch_te
 for ``config.iterations`` iterations. The default transformation is the
 paper's, :func:`jinvert.paper_sgd`: SGD with momentum 0.9, the learning rate
 divided by 10 at each stage and the momentum restarted there. All samples
-and all codes are optimised together under ``vmap``; each iteration is one
-compiled step (see :func:`_loop` for why not a ``lax.scan``).
+and all codes are optimised together under ``vmap``; on the CPU each
+iteration is one compiled call, on accelerators a chunk of iterations
+(see :data:`ITERATIONS_PER_CALL` and :func:`_loop`).
 """
 
 from __future__ import annotations
 
-import math
-import sys
-import time
 import weakref
 from typing import Any, Callable, NamedTuple
 
@@ -26,6 +24,7 @@ import optax
 from jinvert.config import Config
 from jinvert.objective import batch_terms, paper_energy, reference_norm2
 from jinvert.parameterizations import init_batch, pixels
+from jinvert.progress import Progress, watched
 
 Array = jax.Array
 
@@ -63,8 +62,8 @@ class _Problem(NamedTuple):
     energy: ``(per_problem, shared)`` :mod:`jinvert.terms` energies
     (:func:`jinvert.objective.batch_terms`; their arrays, targets, masks
     and λ, are arguments, so new values do not recompile, while their kinds
-    of terms and exponents key the program); tkeys: ``(B, S)`` keys of the random transforms; sigma: a
-    float32 scalar.
+    of terms and exponents key the program); tkeys: ``(B, S)`` keys of the
+    random transforms; sigma: a float32 scalar.
     """
 
     energy: Any
@@ -77,6 +76,7 @@ class _Programs(NamedTuple):
 
     start: Callable
     step: Callable
+    chunk: Callable
     finish: Callable
     weights: list  # the arrays Φ closes over, passed to step/finish
 
@@ -176,6 +176,25 @@ def _programs(rep, shape, count) -> _Programs:
         updates, state = update(grads, state, params)
         return optax.apply_updates(params, updates), state, terms
 
+    def chunk(params, state, weights, problem, first, count, *, length, **static):
+        """Up to ``length`` steps in one call: iterations ``first`` to
+        ``first + count − 1`` (``count`` ≤ ``length``, traced, so any count
+        runs in the one program), the terms of each written into
+        ``(length, B, S)`` buffers whose first ``count`` rows are valid."""
+        terms = jax.eval_shape(lambda: step(params, state, weights, problem, first,
+                                            **static)[2])
+        buffers = jax.tree_util.tree_map(
+            lambda t: jnp.zeros((length,) + t.shape, t.dtype), terms)
+
+        def body(j, carry):
+            params, state, buffers = carry
+            params, state, terms = step(params, state, weights, problem, first + j, **static)
+            buffers = jax.tree_util.tree_map(
+                lambda b, t: jax.lax.dynamic_update_index_in_dim(b, t, j, 0), buffers, terms)
+            return params, state, buffers
+
+        return jax.lax.fori_loop(0, count, body, (params, state, buffers))
+
     def finish(params, weights, sigma, *, parameterization):
         images = sigma * render(parameterization, params)
         codes = phi(weights, images.reshape((-1,) + tuple(shape)))
@@ -186,124 +205,111 @@ def _programs(rep, shape, count) -> _Programs:
         # The iterate and optimiser state are updated in place.
         step=jax.jit(step, donate_argnums=(0, 1),
                      static_argnames=("parameterization", "transform", "update")),
+        chunk=jax.jit(chunk, donate_argnums=(0, 1),
+                      static_argnames=("length", "parameterization", "transform", "update")),
         finish=jax.jit(finish, static_argnames=("parameterization",)),
         weights=weights)
     per_shape[(shape, count)] = programs
     return programs
 
 
-def _watched() -> bool:
-    """Whether a person is probably watching: stderr is a terminal, or we
-    run in a Jupyter/Colab kernel."""
-    try:
-        if sys.stderr.isatty():
-            return True
-    except (AttributeError, ValueError):
-        pass
-    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+#: Iterations per compiled call when ``invert`` is not told
+#: (``iterations_per_call``), per backend. The CPU runs one step per call:
+#: XLA:CPU runs convolutions and their gradients inside a loop 2–10×
+#: slower than in a top-level program (AlexNet pool5: 57 ms per iteration
+#: in a scan, 24 ms as a step), and a dispatch costs well under a
+#: millisecond there. On a GPU the host's dispatch of one step per
+#: iteration (0.67 ms measured on an H200, whatever the batch) is most of
+#: a HOG iteration, so the steps run in chunks. The GPU/TPU value is not yet
+#: measured against others: ``python benchmarks/gpu.py --chunks 1,10,100``
+#: is the measurement to make.
+ITERATIONS_PER_CALL = {"cpu": 1, "gpu": 100, "cuda": 100, "rocm": 100, "tpu": 100}
 
 
-class _Progress:
-    """Reports of the loop: a callable, a tqdm bar, or plain lines.
+class _Reports:
+    """When the loop reports, and to whom: ``progress`` as :func:`invert`
+    takes it (a callable ``(iteration, total, terms)``, ``True``, ``False``
+    or ``None``) and the run's ``total`` iterations.
 
-    ``progress``: a callable ``(iteration, total, terms)``, called about
-    every 1 % of the iterations and at the last; ``True``: a bar on a
-    terminal or in a notebook, else a plain line on stderr about every
-    10 %; ``False``: nothing; ``None``: ``True`` where a person is watching
-    (:func:`_watched`). The bar's rate and ETA start after the first step
-    returns, so compilation is not counted.
+    ``interval``: iterations between reports (a chunk never runs past the
+    next one), ``None`` when nothing is reported. A callable is called at
+    every multiple of about 1 % of the iterations and at the last; a
+    :class:`jinvert.progress.Progress` gets the same reports plus the first.
     """
 
     def __init__(self, progress, total: int):
         self.total = total
-        self.every = max(1, total // 100)
         self.callback = progress if callable(progress) else None
-        watched = _watched()
-        show = watched if progress is None else (progress is True)
-        self.mode = ("bar" if watched else "lines") if show else None
-        self.bar = None
-        self.start = None
-        self.next_line = 0.1
-        if self.mode == "bar":
-            try:
-                from tqdm import tqdm
-                if "ipykernel" in sys.modules:
-                    try:  # a widget bar where ipywidgets is there, else text
-                        import ipywidgets  # noqa: F401
-                        from tqdm.notebook import tqdm
-                    except ImportError:
-                        pass
-            except ImportError:  # the bar is a nicety
-                self.mode = "lines"
-            else:
-                self.bar = tqdm(total=total, desc="compiling", unit="it", file=sys.stderr,
-                                dynamic_ncols=True, leave=False)
-        if self.mode == "lines":
-            print(f"jinvert: compiling, then {total} iterations", file=sys.stderr, flush=True)
-
-    @property
-    def active(self) -> bool:
-        return self.callback is not None or self.mode is not None
+        show = watched() if progress is None else (progress is True)
+        self.display = Progress(total) if show else None
+        self.every = max(1, total // 100)
+        self.interval = self.every if (self.callback or self.display) else None
+        self.reported = 0
 
     def __call__(self, iteration: int, terms) -> None:
-        """After ``iteration`` (1-based) steps; ``terms`` of the last step."""
-        due = iteration % self.every == 0 or iteration == self.total
-        if not (due or (iteration == 1 and self.mode is not None)):
+        """After ``iteration`` (1-based) iterations; ``terms``: a function
+        returning the last iteration's terms (device arrays)."""
+        due = iteration // self.every > self.reported // self.every or iteration == self.total
+        first = self.reported == 0 and self.display is not None
+        if not (due or first):
             return
-        # Waits for the step: what is reported has been computed.
-        means = {k: float(np.mean(v)) for k, v in jax.device_get(terms).items()}
+        self.reported = iteration
+        # Waits for the device: what is reported has been computed.
+        means = {k: float(np.mean(v)) for k, v in jax.device_get(terms()).items()}
         if self.callback is not None and due:
             self.callback(iteration, self.total, means)
-        if self.start is None:
-            self.start = (iteration, time.perf_counter())
-            if self.bar is not None:
-                self.bar.reset()  # the clock starts now, compiled
-                self.bar.n = self.bar.initial = self.bar.last_print_n = iteration
-                self.bar.set_description("inverting")
-        if self.bar is not None:
-            self.bar.update(iteration - self.bar.n)
-            self.bar.set_postfix(loss=f"{means['total']:.4g}", refresh=False)
-        elif self.mode == "lines" and (iteration / self.total >= self.next_line
-                                       or iteration == self.total):
-            self.next_line = math.floor(10 * iteration / self.total + 1) / 10
-            done, t0 = self.start
-            elapsed = time.perf_counter() - t0
-            rate = (iteration - done) / elapsed if elapsed > 0 else float("nan")
-            left = (self.total - iteration) / rate if rate > 0 else float("nan")
-            print(f"jinvert: {iteration}/{self.total} iterations "
-                  f"({100 * iteration // self.total} %), {rate:.1f} it/s, "
-                  f"about {left:.0f} s left, loss {means['total']:.4g}",
-                  file=sys.stderr, flush=True)
+        if self.display is not None:
+            self.display(iteration, means)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        if self.display is not None:
+            self.display.close()
 
 
-def _loop(step, params, state, total: int, report) -> tuple[Any, list]:
-    """Run ``total`` steps: ``params, state, terms = step(params, state, i)``.
+def _loop(step, chunk, params, state, total: int, per_call: int, report) -> tuple[Any, list]:
+    """Run ``total`` iterations from ``params, state``.
 
-    The loop is driven from Python, one compiled step per iteration, not a
-    ``lax.scan``: XLA:CPU runs convolutions and their gradients inside a
-    while loop 2–10× slower than in a top-level program (measured on
-    AlexNet's pool5: 57 ms per iteration in a scan, 24 ms as a step; a
-    ``lax.map`` over 8 samples is still 1.8× slower than one batch), and
-    the dispatch of a step costs well under a millisecond. With donated
-    buffers the iterate and optimiser state are updated in place as in a
-    scan. The step does not depend on the number of iterations, so changing
-    it does not recompile. (This is the one place that would run K steps
-    per dispatch on an accelerator.)
+    ``step(params, state, i) -> (params, state, terms)`` is one compiled
+    iteration; ``chunk(params, state, i, n) -> (params, state, buffers)``
+    runs iterations i … i+n−1 in one compiled call (n ≤ ``per_call``; its
+    terms are the first n rows of ``buffers``). With ``per_call`` = 1 each
+    iteration is one call of ``step``, else of ``chunk``; the number of
+    iterations is an argument of both, so changing it does not recompile.
+    A chunk stops at the next report (``report.interval``). The momentum
+    restarts and learning-rate drops live in the optimiser's state, so they
+    fall where they fall whatever the chunking. With donated buffers the
+    iterate and optimiser state are updated in place.
 
-    Returns ``(params, [terms of each step])``; ``report(i, terms)`` after
-    each step (it decides itself when to wait for the device).
+    Returns ``(params, [(n, terms) of each call])`` (terms ``(B, S)`` for
+    a step, ``(per_call, B, S)`` buffers for a chunk); ``report(i,
+    terms_fn)`` after each call.
     """
-    terms = []
-    for i in range(total):
-        params, state, step_terms = step(params, state, jnp.int32(i))
-        terms.append(step_terms)
-        report(i + 1, step_terms)
-    return params, terms
+    calls = []
+    done = 0
+    while done < total:
+        if per_call == 1:
+            params, state, terms = step(params, state, jnp.int32(done))
+            n, last = 1, (lambda terms=terms: terms)
+        else:
+            n = min(per_call, total - done)
+            if report.interval is not None:
+                n = min(n, report.interval - done % report.interval)
+            params, state, terms = chunk(params, state, jnp.int32(done), jnp.int32(n))
+            last = (lambda terms=terms, n=n: {k: v[n - 1] for k, v in terms.items()})
+        calls.append((n, terms))
+        done += n
+        report(done, last)
+    return params, calls
+
+
+def _history(calls, per_call: int) -> dict:
+    """``{name: (B, S, iterations)}`` NumPy arrays from :func:`_loop`'s calls
+    (stacked on the host: one transfer of small arrays, and no program whose
+    shape depends on the number of iterations)."""
+    calls = jax.device_get(calls)
+    return {name: np.concatenate([np.asarray(t[name])[None] if per_call == 1
+                                  else np.asarray(t[name])[:n] for n, t in calls],
+                                 axis=0).transpose(1, 2, 0) for name in calls[0][1]}
 
 
 def _resolve_shape(rep, shape) -> tuple[int, int, int]:
@@ -382,7 +388,8 @@ def _check_codes(rep, code, shape, mask) -> tuple[Array, Array, bool]:
 
 def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
            config: Config | None = None, optimizer: optax.GradientTransformation | None = None,
-           parameterization=None, transforms=None, progress=None) -> InversionResult:
+           parameterization=None, transforms=None, progress=None,
+           iterations_per_call: int | None = None) -> InversionResult:
     """Find images whose code under ``rep`` is ``code`` (paper eq. 3).
 
     Args:
@@ -427,6 +434,13 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
         terminal); ``False``: silent; or a callable ``(iteration, total,
         terms)`` called about every 1 % of the iterations and at the last,
         ``terms`` the mean of each term over all reconstructions (floats).
+      iterations_per_call: iterations run by one compiled call (a
+        ``lax.fori_loop`` over them), default per backend
+        (:data:`ITERATIONS_PER_CALL`: 1 on the CPU, where it is fastest, 100
+        on accelerators, where dispatching each step from the host would
+        cost more than the step). Results equal those of one iteration per
+        call up to float rounding (the same arithmetic, fused differently);
+        a chunk never runs past a progress report.
 
     Returns:
       :class:`InversionResult` with images in the input space (x = σu),
@@ -445,6 +459,10 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
     if isinstance(samples, bool) or int(samples) != samples or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
     samples = int(samples)
+    if iterations_per_call is not None and (isinstance(iterations_per_call, bool) or int(
+            iterations_per_call) != iterations_per_call or iterations_per_call < 1):
+        raise ValueError(f"iterations_per_call must be a positive integer, "
+                         f"got {iterations_per_call!r}")
     if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError(f"optimizer must be an optax.GradientTransformation (default: the "
                          f"paper's jinvert.paper_sgd), got {optimizer!r}")
@@ -464,18 +482,28 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
     images, out_codes, history = _solve(
         programs, params, tkeys, paper_energy(config, codes, mask, norm2), config=config,
         optimizer=optimizer, parameterization=parameterization, transforms=transforms,
-        progress=progress)
+        progress=progress, iterations_per_call=per_call(
+            iterations_per_call, next(iter(codes.devices())).platform))
     if not batched:
         images, out_codes = images[0], out_codes[0]
         history = {k: v[0] for k, v in history.items()}
     return InversionResult(images=images, codes=out_codes, history=history, config=config)
 
 
+def per_call(iterations_per_call, platform: str) -> int:
+    """Iterations per compiled call: the one asked for, else the backend's
+    :data:`ITERATIONS_PER_CALL`."""
+    if iterations_per_call is None:
+        return ITERATIONS_PER_CALL.get(platform, 1)
+    return int(iterations_per_call)
+
+
 def _solve(programs, params, tkeys, energy, *, config, optimizer, parameterization,
-           transforms, progress):
+           transforms, progress, iterations_per_call: int):
     """Minimise ``energy`` (``(per_problem, shared)`` terms, see
-    :func:`jinvert.objective.batch_terms`) from ``params`` for ``config.iterations`` steps: the driver that
-    :func:`invert` and :func:`jinvert.maximize` share.
+    :func:`jinvert.objective.batch_terms`) from ``params`` for
+    ``config.iterations`` steps, ``iterations_per_call`` per compiled call:
+    the driver that :func:`invert` and :func:`jinvert.maximize` share.
 
     Returns ``(images (B, S, H, W, C), codes (B, S, *code), history)``,
     history ``{name: (B, S, iterations)}`` NumPy float32.
@@ -491,16 +519,17 @@ def _solve(programs, params, tkeys, energy, *, config, optimizer, parameterizati
     def step(params, state, iteration):
         return programs.step(params, state, programs.weights, problem, iteration, **static)
 
-    report = _Progress(progress, config.iterations)
+    def chunk(params, state, first, count):
+        return programs.chunk(params, state, programs.weights, problem, first, count,
+                              length=iterations_per_call, **static)
+
+    report = _Reports(progress, config.iterations)
     try:
-        params, terms = _loop(step, params, optimizer.init(params), config.iterations,
-                              report if report.active else (lambda i, t: None))
+        params, calls = _loop(step, chunk, params, optimizer.init(params), config.iterations,
+                              iterations_per_call, report)
     finally:
         report.close()
     images, out_codes = programs.finish(params, programs.weights, sigma,
                                         parameterization=parameterization)
-    # Stacked on the host: one transfer of small arrays, and no program
-    # whose shape depends on the number of iterations.
-    terms = jax.device_get(terms)
-    history = {name: np.stack([t[name] for t in terms], axis=-1) for name in terms[0]}
+    history = _history(calls, iterations_per_call)
     return images, out_codes, history

@@ -23,7 +23,7 @@ from jinvert import images as im
 from jinvert import terms
 from jinvert.config import Config
 from jinvert.optimize import (InversionResult, _per_code_keys, _programs, _resolve_shape,
-                              _solve)
+                              _solve, per_call)
 from jinvert.parameterizations import Fourier, Pixels, pixels
 from jinvert.recipes import recipe
 
@@ -47,7 +47,7 @@ def _check_objective(objective, code_shape) -> terms.Term:
 def maximize(rep, objective, *, key, shape=None, samples: int = 1,
              config: Config | None = None, optimizer: optax.GradientTransformation | None = None,
              parameterization=None, transforms=None, progress=None,
-             start=0.1) -> InversionResult:
+             start=0.1, iterations_per_call: int | None = None) -> InversionResult:
     """Images that minimise ``objective + regularisers``: activation
     maximisation (and caricatures) with :func:`jinvert.invert`'s engine.
 
@@ -63,9 +63,10 @@ def maximize(rep, objective, *, key, shape=None, samples: int = 1,
       config: a :class:`jinvert.Config` for the regularisers and the schedule;
         default :func:`maximize_config` (the IJCV recipe: bounded range, V²,
         jitter, Adam), sized to ``shape`` unless its ``sigma`` is set.
-      optimizer, parameterization, transforms, progress: as for
-        :func:`jinvert.invert` (default ``config.optimizer()``, pixels,
-        ``jitter(config.jitter)``, a bar where someone watches).
+      optimizer, parameterization, transforms, progress, iterations_per_call:
+        as for :func:`jinvert.invert` (default ``config.optimizer()``,
+        pixels, ``jitter(config.jitter)``, a bar where someone watches, the
+        backend's iterations per compiled call).
       start: where each sample starts: a number s, the inversion's random
         start (unit-norm noise in u) times s (default 0.1: faint noise; 1 is
         the paper's start, whose noise the maximisation does not remove in a
@@ -133,7 +134,8 @@ def maximize(rep, objective, *, key, shape=None, samples: int = 1,
     images, codes, history = _solve(
         programs, params, tkeys, (energy, terms.priors(config)), config=config,
         optimizer=optimizer, parameterization=parameterization, transforms=transforms,
-        progress=progress)
+        progress=progress,
+        iterations_per_call=per_call(iterations_per_call, jax.default_backend()))
     if not batched:
         images, codes = images[0], codes[0]
         history = {k: v[0] for k, v in history.items()}

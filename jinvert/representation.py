@@ -63,6 +63,12 @@ class Representation:
         input space (128 for grey levels or mean-subtracted RGB in about
         ±128, the default; 1.0 for EfficientNet-Lite0's ±1): the unit of the
         IJCV bounded-range regulariser (:func:`jinvert.recipe`).
+      cpu_batching: how :meth:`batch_apply` runs a batch without
+        ``apply_batch`` on the CPU: ``"vmap"`` (one program over the batch
+        axis) or ``"map"`` (``lax.map``: image after image in one program,
+        for representations whose vmapped form XLA:CPU runs slower per
+        image, as HOG's and DSIFT's: measured in
+        ``benchmarks/speed.py --samples 8``). Other backends always vmap.
     """
 
     name: str
@@ -78,8 +84,11 @@ class Representation:
     apply_batch: Callable[[Array], Array] | None = None
     render: Callable[[Any], Any] | None = None
     pixel_range: float = 128.0
+    cpu_batching: str = "vmap"
 
     def __post_init__(self):
+        if self.cpu_batching not in ("vmap", "map"):
+            raise ValueError(f"cpu_batching must be 'vmap' or 'map', got {self.cpu_batching!r}")
         if not isinstance(self.defaults, Config):
             object.__setattr__(self, "defaults", Config().replace(**dict(self.defaults or {})))
 
@@ -92,6 +101,8 @@ class Representation:
             # Without vmap: its batch axis of one costs HOG a fifth of an
             # inversion step on XLA:CPU.
             return self.apply(x[0])[None]
+        if self.cpu_batching == "map" and jax.default_backend() == "cpu":
+            return jax.lax.map(self.apply, x)
         return jax.vmap(self.apply)(x)
 
     def __call__(self, x) -> Array:
@@ -124,6 +135,24 @@ class Representation:
 
     def __repr__(self) -> str:
         return f"Representation({self.name!r}: {self.description})"
+
+
+#: What a CNN representation's ``precision`` accepts (JAX's names for the
+#: float32 matrix products and convolutions it traces): ``"highest"`` full
+#: float32 on every backend, ``"default"`` the backend's own choice (TF32
+#: on NVIDIA GPUs since Ampere, bfloat16 passes on TPUs, full float32 on
+#: CPUs), ``"high"`` in between.
+PRECISIONS = ("highest", "high", "default")
+
+
+def matmul_precision(precision: str, name: str):
+    """A context within which traced products and convolutions without a
+    precision of their own run at ``precision`` (one of :data:`PRECISIONS`;
+    ValueError naming the representation ``name`` otherwise)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"{name}: precision must be one of {', '.join(PRECISIONS)}; "
+                         f"got {precision!r}")
+    return jax.default_matmul_precision(precision)
 
 
 def as_float_array(x) -> Array:

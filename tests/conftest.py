@@ -9,6 +9,11 @@ import pytest
 
 from golden import make_golden
 
+# The jinvert command turns JAX's persistent compilation cache on; in tests
+# it stays off (no writes to the user's cache directory, and no test that
+# compiles depends on what an earlier one left there) unless a test sets it.
+os.environ["JINVERT_CACHE_DIR"] = ""
+
 #: Why the tests against the live VLFeat skip (the golden-file ones still run).
 NO_CYVLFEAT = ("cyvlfeat (VLFeat's Python binding) is not installed, so only the stored "
                "VLFeat outputs (tests/golden/vlfeat.npz) are checked: apt-get install "
@@ -162,3 +167,20 @@ def _release_programs_as_needed(request):
     if (request.module.__name__.rsplit(".", 1)[-1] in _HEAVY_MODULES
             or _resident_mb() - _dropped_at[0] > _GROWTH_MB):
         _drop_compiled_programs()
+
+
+@pytest.fixture(autouse=True)
+def _full_float32_products(request):
+    """Every test computes its products and convolutions in full float32,
+    on every backend: the tolerances here (VLFeat, PyTorch, NumPy, finite
+    differences) are set for float32, and JAX's default on NVIDIA GPUs is
+    TF32 (about 5e-4 relative). The library's own programs ask for full
+    precision themselves; tests/test_precision.py checks that, outside this
+    context."""
+    if request.module.__name__.endswith("test_precision"):
+        yield
+        return
+    import jax
+
+    with jax.default_matmul_precision("highest"):
+        yield

@@ -11,6 +11,7 @@ from PIL import Image
 
 from _toy import toy_rep
 from jinvert import cli, registry
+from jinvert.progress import Progress
 
 FAST = ["--iterations", "12", "--max-size", "24"]
 
@@ -215,7 +216,8 @@ def test_random_weights_note_in_a_real_process(photo, tmp_path):
     assert any("random parameters" in n for n in notes)
     assert any("photo.png" in n and "enlarged" in n for n in notes)
     others = [l for l in lines if l not in notes]
-    assert others and all(l.startswith("jinvert: iteration ") for l in others), lines
+    assert others[0] == "jinvert: compiling, then 2 iterations", lines
+    assert others[1:] and all(l.startswith("jinvert: iteration ") for l in others[1:]), lines
     assert "Warning" not in proc.stderr and ".py" not in proc.stderr
     with Image.open(out) as im:
         pixels = np.asarray(im.convert("RGB"), np.int32)
@@ -228,16 +230,20 @@ def test_progress_lines_without_a_terminal():
 
     clock = iter(range(0, 10_000)).__next__
     stream = io.StringIO()
-    progress = cli._Progress(800, stream=stream, tty=False, clock=clock)
-    for it in range(8, 801, 8):
-        progress(it, 800, {"total": 1.0 / it, "data": 0.5 / it})
+    progress = Progress(800, stream=stream, bar=False, clock=clock)  # clock 0
+    for it in range(8, 801, 8):  # clock 1 (compiled) … 100
+        progress(it, {"total": 1.0 / it, "data": 0.5 / it})
     progress.close()
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 10
-    assert lines[0].startswith("jinvert: iteration 80/800 (10 %), loss 0.0125, data term")
-    assert "compiling and the first 8 iteration(s)" in lines[0]
-    assert lines[-1].startswith("jinvert: iteration 800/800 (100 %)")
-    assert all("s elapsed" in line for line in lines)
+    assert lines[0] == "jinvert: compiling, then 800 iterations"
+    assert len(lines) == 11, lines
+    # 72 iterations in 9 clock ticks after compiling: 8 it/s, 720 left.
+    assert lines[1] == ("jinvert: iteration 80/800 (10 %), loss 0.0125, data term 0.00625, "
+                        "8.0 it/s, about 90 s left, 10.0 s elapsed "
+                        "(1.0 s of it compiling and the first 8 iteration(s))")
+    assert lines[-1].startswith("jinvert: iteration 800/800 (100 %), loss")
+    assert "left" not in lines[-1] and "compiling" not in lines[-1]
+    assert all("s elapsed" in line for line in lines[1:])
 
 
 def test_progress_bar_clock_starts_after_compilation():
@@ -247,14 +253,14 @@ def test_progress_bar_clock_starts_after_compilation():
 
     pytest.importorskip("tqdm")
     stream = io.StringIO()
-    progress = cli._Progress(800, stream=stream, tty=True)
+    progress = Progress(800, stream=stream, bar=True)
     assert progress.bar is not None and "compiling" in progress.bar.desc
     import time as _time
     _time.sleep(0.3)                                   # "compilation"
-    progress(8, 800, {"total": 1.0, "data": 0.5})
+    progress(8, {"total": 1.0, "data": 0.5})
     info = progress.bar.format_dict
     assert info["initial"] == 8 and info["n"] == 8 and info["elapsed"] < 0.2
-    progress(16, 800, {"total": 1.0, "data": 0.5})
+    progress(16, {"total": 1.0, "data": 0.5})
     assert progress.bar.n == 16
     progress.close()
 
@@ -314,6 +320,48 @@ def test_beyond_the_paper_options_change_the_reconstruction(toy, photo, tmp_path
 def test_negative_jitter_is_one_line_error(toy, photo, capsys):
     assert cli.main(["invert", str(photo), "--rep", "dsift", "--jitter", "-2", *FAST]) == 2
     assert "--jitter" in _one_error_line(capsys)
+
+
+_COUNT_CACHE_HITS = """
+import sys
+import jax.monitoring
+hits = []
+jax.monitoring.register_event_listener(
+    lambda event, **kw: hits.append(event) if event.endswith("/cache_hits") else None)
+from jinvert import cli
+status = cli.main(sys.argv[1:])
+print("cache hits:", len(hits))
+sys.exit(status)
+"""
+
+
+def test_a_second_run_loads_its_programs_from_the_cache(photo, tmp_path):
+    """The command keeps compiled programs in JINVERT_CACHE_DIR: the first
+    run writes them, a second process reads them back (JAX's own count of
+    persistent-cache hits) instead of compiling."""
+    cache = tmp_path / "cache"
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), JINVERT_CACHE_DIR=str(cache))
+    hits = []
+    for run in range(2):
+        proc = subprocess.run(
+            [sys.executable, "-c", _COUNT_CACHE_HITS, "invert", str(photo), "--iterations", "3",
+             "--out", str(tmp_path / f"o{run}.png")],
+            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        hits.append(int(proc.stdout.split("cache hits:")[1]))
+        if run == 0:
+            assert any(p.name.startswith("jit_step") for p in cache.iterdir())
+    assert hits[0] == 0 and hits[1] >= 1, hits
+
+
+def test_compilation_cache_directory(monkeypatch, tmp_path):
+    from jinvert import compilation_cache
+
+    monkeypatch.setenv("JINVERT_CACHE_DIR", "")
+    assert compilation_cache.default_directory() is None
+    monkeypatch.delenv("JINVERT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compilation_cache.default_directory() == str(tmp_path / "jinvert" / "jax")
 
 
 def test_maximize_writes_labelled_maxima(toy, tmp_path, capsys, monkeypatch):

@@ -302,3 +302,55 @@ def test_progress_bar_and_lines(capsys):
     invert(REP, CODE, key=jax.random.PRNGKey(0), progress=False, **FAST)
     invert(REP, CODE, key=jax.random.PRNGKey(0), **FAST)  # not watched: silent
     assert capsys.readouterr().err == ""
+
+
+def _equal_up_to_rounding(a, b):
+    """Equal up to float32 rounding: the loop body is the step's arithmetic,
+    but XLA fuses it differently inside a loop (on this toy, 6e-5 relative
+    after 60 iterations; HOG came out bit-identical)."""
+    a, b = np.asarray(a), np.asarray(b)
+    np.testing.assert_allclose(a, b, rtol=5e-4, atol=5e-5 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("per_call", [4, 7, 60, 100])
+def test_chunks_of_iterations_change_nothing(per_call):
+    """K iterations per compiled call give the results of one per call,
+    whether K divides the stages (30, 30) or not (the momentum restart at
+    iteration 30 then falls inside a chunk), equals the run or exceeds it."""
+    one = invert(REP, CODE, key=jax.random.PRNGKey(3), samples=2, iterations_per_call=1,
+                 progress=False, **FAST)
+    many = invert(REP, CODE, key=jax.random.PRNGKey(3), samples=2,
+                  iterations_per_call=per_call, progress=False, **FAST)
+    _equal_up_to_rounding(many.images, one.images)
+    for name in one.history:
+        assert many.history[name].shape == (2, 60)
+        _equal_up_to_rounding(many.history[name], one.history[name])
+
+
+def test_chunked_reports_and_no_recompilation():
+    """Chunks stop at every report, so a callback sees what it sees with one
+    iteration per call; another number of iterations reuses the chunk's
+    program (the count is an argument)."""
+    from jinvert.optimize import _PROGRAMS
+
+    seen = {}
+    for per_call in (1, 100):
+        calls = []
+        invert(REP, CODE, key=jax.random.PRNGKey(0), shape=(16, 16), iterations_per_call=per_call,
+               progress=lambda i, n, t: calls.append((i, t["total"])),
+               config=CONFIG.replace(stages=(150, 100)))
+        seen[per_call] = calls
+    assert [c[0] for c in seen[100]] == list(range(2, 251, 2))
+    np.testing.assert_allclose([c[1] for c in seen[100]], [c[1] for c in seen[1]], rtol=1e-4)
+    chunk = _PROGRAMS[REP][((16, 16, 1), 1)].chunk
+    before = chunk._cache_size()
+    for stages in ((13, 20), (40, 9)):  # as many stages: the same optimiser update
+        invert(REP, CODE, key=jax.random.PRNGKey(0), shape=(16, 16), iterations_per_call=100,
+               progress=False, config=CONFIG.replace(stages=stages))
+    assert chunk._cache_size() == before
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "8"])
+def test_bad_iterations_per_call(bad):
+    with pytest.raises((ValueError, TypeError), match="iterations_per_call|invalid literal"):
+        invert(REP, CODE, key=jax.random.PRNGKey(0), iterations_per_call=bad, **FAST)

@@ -1,4 +1,5 @@
-"""HOG, HOGb, DSIFT and SSIM compute in full float32 on every backend.
+"""HOG, HOGb, DSIFT and SSIM compute in full float32 on every backend, and
+so do the CNNs unless told otherwise (their ``precision`` argument).
 
 JAX's default precision for float32 matrix products and convolutions lets
 NVIDIA GPUs use TF32 (a 10-bit mantissa), which moves HOG codes by ~5e-4
@@ -112,3 +113,35 @@ def test_float32_matches_float64_on_this_backend(grey_photos, name):
         exact = np.asarray(jax.jit(rep.apply)(jnp.asarray(image, jnp.float64)))
     assert exact.dtype == np.float64
     assert np.abs(ours - exact).max() / np.abs(exact).max() < 1e-5
+
+
+def _cnns(**precision):
+    from jinvert.representations import alexnet as A
+    from jinvert.representations import efficientnet as E
+
+    ax = A.alexnet(A.random_params(jax.random.PRNGKey(0)), "conv2", **precision)
+    eff = E.efficientnet_lite0(E.random_params(jax.random.PRNGKey(0)), "block2", **precision)
+    return {"alexnet": (ax, (227, 227, 3)), "efficientnet": (eff, (224, 224, 3))}
+
+
+@pytest.mark.parametrize("name", ["alexnet", "efficientnet"])
+def test_cnn_precision_argument(name):
+    """CNNs take ``precision``: "highest", the default, puts every product
+    and convolution of Φ and of its gradient at HIGHEST; "default" leaves
+    them to the backend (TF32 on NVIDIA GPUs), which the check reports."""
+    rep, shape = _cnns()[name]
+    x = jnp.zeros(shape)
+    assert_full_precision(lambda x: jnp.sum(rep.batch_apply(jnp.stack([x, x])) ** 2), x)
+    assert_full_precision(jax.grad(lambda x: jnp.sum(rep.apply(x) ** 2)), x)
+    fast, _ = _cnns(precision="default")[name]
+    ops, reduced = reduced_precision_ops(
+        jax.jit(jax.grad(lambda x: jnp.sum(fast.apply(x) ** 2))).lower(x).as_text())
+    assert ops > 0 and len(reduced) == ops
+
+
+@pytest.mark.parametrize("precision", ["float64", "HIGHEST ", None, 3])
+def test_cnn_bad_precision(precision):
+    from jinvert.representations import alexnet as A
+
+    with pytest.raises(ValueError, match="precision must be one of"):
+        A.alexnet(A.random_params(jax.random.PRNGKey(0)), "conv1", precision=precision)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import zlib
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
@@ -237,6 +238,12 @@ def chunks(items: Sequence, size: int) -> Iterable[Sequence]:
         yield items[i:i + size]
 
 
+def device_label() -> str:
+    """``"N × platform (kind)"`` of the local devices, e.g. ``"1 × gpu (NVIDIA H200)"``."""
+    dev = jax.devices()
+    return f"{len(dev)} × {dev[0].platform} ({dev[0].device_kind})"
+
+
 def default_batch_size() -> int:
     """Images per batch: 4 per local device (fits CPU RAM for 227² inputs)."""
     return 4 * len(jax.local_devices())
@@ -244,26 +251,42 @@ def default_batch_size() -> int:
 
 def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str,
                    config: Config, key, samples: int = 1, batch_size: int | None = None,
-                   save_dir: str | None = None, log: Callable[[str], None] = print) -> None:
+                   save_dir: str | None = None, log: Callable[[str], None] = print) -> dict:
     """Invert every photo not yet in ``store`` under ``tag``, batch by batch.
 
     For each photo writes a record ``{"id": f"{tag}/{name}", "tag", "image",
     "sq_distance": ||Φ(x*) − Φ(x0)||², "relative": ||Φ(x*) − Φ0|| / ||Φ0||}`` (first
     sample) and, with ``save_dir``, the reconstruction's code as
     ``save_dir/<name>.npy`` (for the normalised error) and its image as PNG.
+
+    Returns ``{"compile_s", "optimise_s"}``: seconds spent compiling (a
+    one-iteration run of the first batch, which compiles the programs every
+    later batch of its size reuses) and inverting (every batch, restarts
+    included); zeros when everything was already done.
     """
+    timing = {"compile_s": 0.0, "optimise_s": 0.0}
     todo = [p for p in photos if f"{tag}/{p.name}" not in store.done()]
     if not todo:
         log(f"{tag}: all {len(photos)} images already done (resumed)")
-        return
+        return timing
     batch_size = batch_size or default_batch_size()
     if save_dir:
         os.makedirs(save_dir, exist_ok=True)
-    for group in chunks(todo, batch_size):
+    for number, group in enumerate(chunks(todo, batch_size)):
         xs = np.stack([prepare(rep, p) for p in group])
         refs = compute_codes(rep, xs)
         attempts = np.zeros(len(group), int)
         keys = jnp.stack([image_key(key, p.name) for p in group])
+        if number == 0:
+            # The programs do not depend on the number of iterations, nor the
+            # paper's optimiser on the stage lengths: one iteration compiles
+            # what the real run uses, so its time is (almost all) compiling.
+            start = time.perf_counter()
+            invert_batch(rep, refs, keys, samples=samples, shape=xs.shape[1:],
+                         config=config.replace(stages=(1,) + (0,) * (len(config.stages) - 1)))
+            timing["compile_s"] = time.perf_counter() - start
+            log(f"{tag}: compiled in {timing['compile_s']:.1f} s")
+        start = time.perf_counter()
         recon, codes, energy = invert_batch(rep, refs, keys, config=config,
                                             samples=samples, shape=xs.shape[1:])
         # At the paper's learning rate a few random starts diverge (the HOG
@@ -280,6 +303,7 @@ def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str
                                       samples=samples, shape=xs.shape[1:])
             recon[bad], codes[bad], energy[bad] = r2, c2, e2
             attempts[bad] = attempt
+        timing["optimise_s"] += time.perf_counter() - start
         records = []
         for i, p in enumerate(group):
             d2 = float(np.sum((codes[i, 0].astype(np.float64) - refs[i]) ** 2))
@@ -295,6 +319,8 @@ def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str
         store.add(records)
         log(f"{tag}: {len(store.done() & {f'{tag}/{p.name}' for p in photos})}"
             f"/{len(photos)} images done")
+    log(f"{tag}: {timing['optimise_s']:.1f} s inverting, {timing['compile_s']:.1f} s compiling")
+    return timing
 
 
 def normalised_errors(rep, photos: Sequence[Photo], save_dir: str, *,
@@ -320,11 +346,10 @@ def mean_std(values) -> str:
 def header(title: str, *, images_label: str, weights: str, command: str,
            settings: str) -> str:
     """The provenance block every report starts with."""
-    dev = jax.devices()
     return (f"# {title}\n\n"
             f"- images: {images_label}\n"
             f"- weights: {weights}\n"
-            f"- devices: {len(dev)} × {dev[0].platform} ({dev[0].device_kind})\n"
+            f"- devices: {device_label()}\n"
             f"- settings: {settings}\n"
             f"- command: `{command}`\n\n")
 

@@ -140,9 +140,10 @@ def caricatures(rep, x0, *, key, config, samples=1, progress=None):
     return tiles, labels, projections
 
 
-def run_command(args, progress_cls) -> int:
+def run_command(args) -> int:
     """``jinvert maximize`` / ``jinvert caricature``: write the PNG, print the
-    values. ``progress_cls(total)`` reports the iterations (the CLI's)."""
+    values; progress as ``jinvert invert`` (a bar on a terminal, plain lines
+    in a log, :mod:`jinvert.progress`)."""
     from jinvert import registry
 
     out = args.out or (f"{args.command}-{args.rep.replace(':', '-')}.png")
@@ -155,29 +156,26 @@ def run_command(args, progress_cls) -> int:
         raise ValueError(f"--jitter must be 0 or more pixels, got {args.jitter}")
     rep = registry.resolve_representation(args.rep, weights=args.weights)
     config = _config(rep, args)
-    progress = progress_cls(config.iterations)
+    progress = True  # a bar on a terminal, plain lines in a log
     key = jax.random.PRNGKey(args.seed)
     start = time.perf_counter()
-    try:
-        if args.command == "maximize":
-            labels, weights = objectives_for(rep, _shape(rep), channels=args.channel,
-                                             neuron=args.neuron, classes=args.classes)
-            tiles, tile_labels, rows = maxima(rep, labels, weights, key=key, config=config,
-                                              samples=args.samples, progress=progress)
-            what = f"activation maxima of {args.rep}"
-        else:
-            original = im.load_image(args.image)
-            x0 = _prepare(rep, original)
-            tiles, tile_labels, projections = caricatures(rep, x0, key=key, config=config,
-                                                          samples=args.samples,
-                                                          progress=progress)
-            tiles = [np.asarray(rep.deprocess(x0))] + tiles
-            tile_labels = ["photo: projection 1"] + tile_labels
-            photo_name = (os.path.basename(args.image) if args.image
-                          else "the bundled astronaut photo")
-            what = f"caricature of {photo_name} under {args.rep}"
-    finally:
-        progress.close()
+    if args.command == "maximize":
+        labels, weights = objectives_for(rep, _shape(rep), channels=args.channel,
+                                         neuron=args.neuron, classes=args.classes)
+        tiles, tile_labels, rows = maxima(rep, labels, weights, key=key, config=config,
+                                          samples=args.samples, progress=progress)
+        what = f"activation maxima of {args.rep}"
+    else:
+        original = im.load_image(args.image)
+        x0 = _prepare(rep, original)
+        tiles, tile_labels, projections = caricatures(rep, x0, key=key, config=config,
+                                                      samples=args.samples,
+                                                      progress=progress)
+        tiles = [np.asarray(rep.deprocess(x0))] + tiles
+        tile_labels = ["photo: projection 1"] + tile_labels
+        photo_name = (os.path.basename(args.image) if args.image
+                      else "the bundled astronaut photo")
+        what = f"caricature of {photo_name} under {args.rep}"
     elapsed = time.perf_counter() - start
     if not all(np.all(np.isfinite(t)) for t in tiles):
         raise ValueError("the optimisation diverged (NaN pixels); try a smaller --learning-rate")
@@ -228,7 +226,7 @@ def figure(which: str, out: str, iterations: int, seed: int = 0, log=print) -> l
     key = jax.random.PRNGKey(seed)
     tiles, labels, rows = [], [], []
     if which == "maxima":
-        for tap, channels in list(FIGURE_TAPS.items()) + [("logits", FIGURE_CLASSES)]:
+        for tap, channels in [("logits", FIGURE_CLASSES)] + list(FIGURE_TAPS.items()):
             rep = efficientnet_lite0(layer=tap)
             shape = _shape(rep)
             if tap == "logits":
@@ -248,8 +246,8 @@ def figure(which: str, out: str, iterations: int, seed: int = 0, log=print) -> l
             tiles += t
             labels += lab
             rows += r
-        title = (f"Activation maxima of EfficientNet-Lite0 (ImageNet): channels 0-2 of "
-                 f"{', '.join(FIGURE_TAPS)} (channel mean) and six class logits; IJCV recipe, "
+        title = (f"Activation maxima of EfficientNet-Lite0 (ImageNet): six class logits, then "
+                 f"channels 0-2 of {', '.join(FIGURE_TAPS)} (channel mean); IJCV recipe, "
                  f"C = 1, {iterations} iterations, seed {seed}")
         caption = ("value reached (photos <= Z: the largest value on five natural photos); "
                    "top-1 class: EfficientNet-Lite0's class of the image")

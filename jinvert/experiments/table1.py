@@ -49,14 +49,14 @@ def run(args, log=print) -> list[str]:
                             f"{settings.jitter}" if recipe != "cvpr" else ""))
         tag = name if recipe == "cvpr" else f"{name}-{recipe}"
         save_dir = os.path.join(args.out, "table1", tag)
-        common.run_inversions(rep, photos, store, tag=tag, config=settings, key=key,
-                              batch_size=args.batch_size, save_dir=save_dir, log=log)
+        timing = common.run_inversions(rep, photos, store, tag=tag, config=settings, key=key,
+                                       batch_size=args.batch_size, save_dir=save_dir, log=log)
         errors = common.normalised_errors(rep, photos, save_dir)
         squared = common.normalised_errors(rep, photos, save_dir, squared=True)
         # Images whose first random start diverged and was restarted.
         restarts = sum(1 for p in photos if store.records[f"{tag}/{p.name}"].get("restarts", 0))
         paper = PAPER.get(name)
-        rows.append((LABELS.get(name, name), errors, paper, restarts, squared))
+        rows.append((LABELS.get(name, name), errors, paper, restarts, squared, timing))
         tiles[name] = [im.load_image(os.path.join(save_dir, f"{p.name}.png"))
                        for p in photos[:4]]
 
@@ -69,10 +69,15 @@ def run(args, log=print) -> list[str]:
     text += ("| representation | ours: error % (paper's metric, mean ± std) "
              "| paper (ILSVRC-12 val 1–100) | ours: MATLAB code's squared variant % "
              "| images | images restarted after divergence |\n|---|---|---|---|---|---|\n")
-    for label, errors, paper, restarts, squared in rows:
+    for label, errors, paper, restarts, squared, _ in rows:
         ptxt = f"{paper[0]} ± {paper[1]}" if paper else "—"
         text += (f"| {label} | {common.mean_std(errors)} | {ptxt} "
                  f"| {common.mean_std(squared)} | {len(errors)} | {restarts} |\n")
+    if any(r[5]["optimise_s"] for r in rows):
+        text += ("\nTime on " + common.device_label() + ": "
+                 + "; ".join(f"{r[0].split(' ')[0]} {r[5]['optimise_s']:.1f} s inverting "
+                             f"+ {r[5]['compile_s']:.1f} s compiling" for r in rows)
+                 + " (a resumed run counts only what it did).\n")
     text += ("\nError (the paper's text, Sect. 4): err_i = ‖Φ(x*_i) − Φ(x_i)‖ / N_Φ, "
              "N_Φ = mean over j ≠ k of ‖Φ(x_j) − Φ(x_k)‖ "
              "(`jinvert.reconstruction_error`), in percent, std over images. Squared "

@@ -40,7 +40,7 @@ import numpy as np
 
 from jinvert import images
 from jinvert.config import Config
-from jinvert.representation import PAPER_SIGMA, Representation
+from jinvert.representation import PAPER_SIGMA, Representation, matmul_precision
 
 Array = jax.Array
 
@@ -573,7 +573,7 @@ def _mean_for(variant: str, mean, size: tuple[int, int]) -> np.ndarray:
 
 
 def alexnet(params, layer: str | int = "relu5", variant: str | None = None,
-            mean=None) -> Representation:
+            mean=None, *, precision: str = "highest") -> Representation:
     """CNN-A (AlexNet) up to ``layer`` as a :class:`jinvert.Representation`.
 
     Args:
@@ -587,6 +587,11 @@ def alexnet(params, layer: str | int = "relu5", variant: str | None = None,
       mean: the mean image ``(227, 227, 3)`` or colour ``(3,)``, RGB, 0..255,
         subtracted by ``preprocess``; default the weights' own, else the
         ImageNet mean colour (ignored by torchvision, which uses mean/std).
+      precision: of the float32 convolutions and products: ``"highest"``
+        (default: the same codes on every backend) or ``"default"`` (the
+        backend's choice: TF32 on recent NVIDIA GPUs, which moved pool5's
+        and fc8's codes by 6e-4 relative on an H200); see
+        :data:`jinvert.representation.PRECISIONS`.
 
     Returns a Representation whose ``apply`` maps an input-space image
     ``(H, W, 3)`` (227×227 for the caffe variants: RGB, 0..255, mean
@@ -613,8 +618,11 @@ def alexnet(params, layer: str | int = "relu5", variant: str | None = None,
                             for k, v in params.items() if k in needed}}
     module = AlexNet(variant=variant, layer=name)
 
+    matmul_precision(precision, f"alexnet:{name}")  # a bad value fails now
+
     def apply_batch(x: Array) -> Array:
-        return module.apply(variables, jnp.asarray(x, jnp.float32))
+        with matmul_precision(precision, f"alexnet:{name}"):
+            return module.apply(variables, jnp.asarray(x, jnp.float32))
 
     def apply(x: Array) -> Array:
         return apply_batch(jnp.asarray(x)[None])[0]

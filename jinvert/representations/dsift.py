@@ -173,4 +173,8 @@ def dsift(bin_size: int = 5, step: int = 15, num_bins: int = 4,
         channels=1,
         defaults=Config(),  # the paper's shallow settings (Sect. 4)
         validate=_validate(bin_size, num_bins, "dsift"),
+        # Batched by vmap, XLA:CPU runs it 1.7–2.2× slower per image than
+        # one image alone; image after image (lax.map) costs no more than
+        # alone (benchmarks/speed.py --samples 8).
+        cpu_batching="map",
     )

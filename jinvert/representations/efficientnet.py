@@ -45,7 +45,7 @@ import numpy as np
 
 from jinvert import images
 from jinvert.config import Config
-from jinvert.representation import PAPER_SIGMA, Representation
+from jinvert.representation import PAPER_SIGMA, Representation, matmul_precision
 from jinvert.representations.alexnet import PAPER_LAMBDA_TV_BANDS, PAPER_STAGES
 from jinvert.torch_pickle import load_state_dict as _read_pth
 
@@ -261,8 +261,7 @@ def _conv(x, p, stride=1, depthwise=False):
     y = jax.lax.conv_general_dilated(
         x, p["w"], window_strides=(stride, stride), padding=pad,
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=x.shape[-1] if depthwise else 1,
-        precision=jax.lax.Precision.HIGHEST)
+        feature_group_count=x.shape[-1] if depthwise else 1)
     return y + p["b"]
 
 
@@ -277,7 +276,8 @@ def _check_layer(layer: str) -> int:
     return LAYERS.index(layer)
 
 
-def forward(params: Mapping, x: Array, layer: str = "logits") -> Array:
+def forward(params: Mapping, x: Array, layer: str = "logits", *,
+            precision: str = "highest") -> Array:
     """Run the network on a batch up to the tap ``layer``.
 
     Args:
@@ -286,11 +286,19 @@ def forward(params: Mapping, x: Array, layer: str = "logits") -> Array:
         ``(255·rgb − 127)/128`` (224×224 for the trained accuracy; any size
         ≥ 32 runs).
       layer: one of :data:`LAYERS`.
+      precision: of the convolutions and the classifier's product, one of
+        :data:`jinvert.representation.PRECISIONS` (see
+        :func:`efficientnet_lite0`).
 
     Returns:
       ``(N, h, w, C)`` for ``stem``/``block*``/``head`` (``h = ceil(H/s)``,
       s = 2 … 32), ``(N, 1280)`` for ``pool``, ``(N, 1000)`` logits.
     """
+    with matmul_precision(precision, "efficientnet"):
+        return _forward(params, x, layer)
+
+
+def _forward(params: Mapping, x: Array, layer: str) -> Array:
     stop = _check_layer(layer)
     x = jnp.asarray(x, jnp.float32)
     h = _relu6(_conv(x, params["stem"], stride=2))
@@ -310,8 +318,7 @@ def forward(params: Mapping, x: Array, layer: str = "logits") -> Array:
     if layer == "pool":
         return pooled
     # Dropout is the identity at inference.
-    return jnp.dot(pooled, params["fc"]["w"], precision=jax.lax.Precision.HIGHEST) \
-        + params["fc"]["b"]
+    return jnp.dot(pooled, params["fc"]["w"]) + params["fc"]["b"]
 
 
 # ----------------------------------------------------------------------------
@@ -417,7 +424,8 @@ def _validate(x) -> None:
                          f"(needs ≥ 32×32; trained at 224×224)")
 
 
-def efficientnet_lite0(params=None, layer: str = "logits") -> Representation:
+def efficientnet_lite0(params=None, layer: str = "logits", *,
+                       precision: str = "highest") -> Representation:
     """EfficientNet-Lite0 up to the tap ``layer`` as a :class:`Representation`.
 
     Args:
@@ -426,6 +434,11 @@ def efficientnet_lite0(params=None, layer: str = "logits") -> Representation:
         dict, a PyTorch-named state dict of arrays, or a params pytree from
         :func:`load_params` / :func:`random_params`.
       layer: one of :data:`LAYERS` (ValueError otherwise).
+      precision: of its float32 convolutions and products:
+        ``"highest"`` (default: the same codes on every backend), or
+        ``"default"`` (the backend's choice, TF32 on recent NVIDIA GPUs:
+        faster; AlexNet's codes moved by 6e-4 relative on an H200); see
+        :data:`jinvert.representation.PRECISIONS`.
 
     Returns:
       A representation mapping a ``(224, 224, 3)`` input ``(255·rgb − 127)/128``
@@ -433,6 +446,7 @@ def efficientnet_lite0(params=None, layer: str = "logits") -> Representation:
       pool, ``(1000,)`` logits.
     """
     _check_layer(layer)
+    matmul_precision(precision, "efficientnet")  # a bad value fails here, not at trace time
     if params is None or isinstance(params, (str, os.PathLike)):
         params = load_params(params)
     elif isinstance(params, Mapping) and "_conv_stem.weight" in params:
@@ -441,7 +455,7 @@ def efficientnet_lite0(params=None, layer: str = "logits") -> Representation:
         raise ValueError("params must be None, a .pth path, a state dict or a params pytree")
 
     def apply(x):
-        return forward(params, x[None], layer)[0]
+        return forward(params, x[None], layer, precision=precision)[0]
 
     return Representation(
         name=f"efficientnet:{layer}",

@@ -1,0 +1,115 @@
+"""What a person watching a long optimisation sees: a bar or plain lines.
+
+One reporter for :func:`jinvert.invert` (``progress=True``, or ``None``
+where someone watches) and for the ``jinvert`` command. The first report
+comes after the first compiled call returns, which includes compiling the
+program (seconds to a minute, the time of hundreds of steps), so the clock
+that the rate and the time left are computed from starts there, and the
+first line says how long compiling took.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+
+def watched(stream=None) -> bool:
+    """Whether a person is probably watching ``stream`` (default stderr):
+    it is a terminal, or we run in a Jupyter/Colab kernel."""
+    stream = sys.stderr if stream is None else stream
+    try:
+        if stream.isatty():
+            return True
+    except (AttributeError, ValueError):
+        pass
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def _tqdm_class():
+    """tqdm's bar class (the notebook widget in a kernel with ipywidgets),
+    or None without tqdm (the bar is a nicety: plain lines instead)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    if "ipykernel" in sys.modules:
+        try:
+            import ipywidgets  # noqa: F401
+            from tqdm.notebook import tqdm
+        except ImportError:
+            pass
+    return tqdm
+
+
+class Progress:
+    """Reports ``(iteration, terms)`` of a run of ``total`` iterations.
+
+    With ``bar=True`` a tqdm bar (it says "compiling" until the first
+    report, then restarts its clock there), else a plain line about every
+    10 % of the iterations: iteration, objective, data term, rate, time
+    left, time elapsed (on the first line, how much of it was compiling).
+
+    Args:
+      total: iterations of the run.
+      stream: where to write (default stderr).
+      bar: a bar (default: where :func:`watched` says a person watches and
+        tqdm is installed), else lines.
+      clock: seconds, monotonic (tests pass a fake one).
+      label: the word before each line (``"jinvert"``).
+    """
+
+    def __init__(self, total: int, *, stream=None, bar: bool | None = None,
+                 clock=time.perf_counter, label: str = "jinvert"):
+        self.stream = sys.stderr if stream is None else stream
+        self.total, self.clock, self.label = int(total), clock, label
+        self.started = clock()
+        self.first = None  # (iteration, time) of the first report: compiled by then
+        self.every = max(1, math.ceil(self.total / 10))
+        self.next_line = self.every
+        tqdm = _tqdm_class() if (watched(self.stream) if bar is None else bar) else None
+        self._tqdm, self.bar = tqdm, None
+        if tqdm is not None:
+            self.bar = tqdm(total=self.total, desc="compiling...", unit="it", file=self.stream,
+                            dynamic_ncols=True, leave=False, bar_format="{desc}")
+        else:
+            print(f"{label}: compiling, then {self.total} iterations", file=self.stream,
+                  flush=True)
+
+    def __call__(self, iteration: int, terms: dict) -> None:
+        """After ``iteration`` (1-based) iterations; ``terms``: floats with
+        at least ``"total"`` and ``"data"`` (means over the reconstructions)."""
+        now = self.clock()
+        if self.first is None:
+            self.first = (iteration, now)
+            if self.bar is not None:  # compiled: a fresh bar, its clock starting now
+                self.bar.close()
+                self.bar = self._tqdm(total=self.total, initial=iteration, desc="inverting",
+                                      unit="it", file=self.stream, dynamic_ncols=True,
+                                      leave=False)
+        elif self.bar is not None:
+            self.bar.update(iteration - self.bar.n)
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{terms['total']:.4g}", data=f"{terms['data']:.3g}")
+            return
+        if iteration < self.next_line and iteration != self.total:
+            return
+        first_line = self.next_line == self.every
+        self.next_line = (iteration // self.every + 1) * self.every
+        done, compiled_at = self.first
+        rate = (iteration - done) / (now - compiled_at) if now > compiled_at else math.nan
+        left = (self.total - iteration) / rate if rate > 0 else math.nan
+        timing = (f", {rate:.1f} it/s, about {left:.0f} s left"
+                  if iteration < self.total and rate > 0 else "")
+        print(f"{self.label}: iteration {iteration}/{self.total} "
+              f"({100 * iteration // self.total} %), loss {terms['total']:.4g}, "
+              f"data term {terms['data']:.3g}{timing}, {now - self.started:.1f} s elapsed"
+              + (f" ({compiled_at - self.started:.1f} s of it compiling and the first "
+                 f"{done} iteration(s))" if first_line else ""),
+              file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
