@@ -383,7 +383,8 @@ def test_maximize_writes_labelled_maxima(toy, tmp_path, capsys, monkeypatch):
     assert "activation maxima" in title and "12 iterations" in title
     for tile, line, c in ((tile1, lines[0], 1), (tile2, lines[1], 4)):
         assert tile.startswith(f"channel {c}: ") and line.startswith(f"channel {c}: reached ")
-        assert float(tile.split()[2]) == pytest.approx(float(line.split()[3]), rel=2e-3)
+        # The tile shows 3 significant digits, the line 4.
+        assert float(tile.split()[2]) == pytest.approx(float(line.split()[3]), rel=5e-3)
 
 
 def test_caricature_writes_photo_and_caricature(toy, photo, tmp_path, capsys):
