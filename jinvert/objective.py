@@ -10,6 +10,10 @@ average Euclidean norm of natural images there (``rep.sigma``):
 
 with sums over pixels and colour channels, and finite differences with a
 replicated last row/column (so the differences at the far border are zero).
+The engine evaluates it as terms of :mod:`jinvert.terms` (:func:`batch_terms`,
+:func:`paper_energy`), where the data term is pluggable: activation
+maximisation and caricatures (IJCV 2016) swap it, the IJCV recipe adds the
+bounded range.
 
 How the λ relate to the reference code (deep-goggle ``invert_nn.m``). The
 reference optimises ``x`` itself with ``lambdaL2/2 · Σ x^α`` and
@@ -31,8 +35,6 @@ import jax
 import jax.numpy as jnp
 
 Array = jax.Array
-
-TERMS = ("data", "alpha", "tv", "total")
 
 
 def alpha_norm(u: Array, alpha: float) -> Array:
