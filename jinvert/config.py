@@ -292,21 +292,78 @@ def paper_sgd(learning_rate: float = Config.learning_rate, stages=Config.stages,
                                         _paper_sgd_update)
 
 
-@functools.lru_cache(maxsize=64)
+class StagedRateState(NamedTuple):
+    """State of the learning-rate stage of :func:`staged_adam` (a pytree):
+    count (int32), rates ``(S,)`` float32, ends ``(S,)`` int32."""
+
+    count: jax.Array
+    rates: jax.Array
+    ends: jax.Array
+
+
+def _staged_rate_update(updates, state: StagedRateState, params=None):
+    """Scale by −(the stage's rate); module-level so that the compiled step
+    does not depend on the schedule's values (as :func:`_paper_sgd_update`)."""
+    del params
+    stage = jnp.minimum(jnp.sum(state.count >= state.ends), state.ends.shape[0] - 1)
+    step = -state.rates[stage]
+    return (jax.tree_util.tree_map(lambda g: step.astype(g.dtype) * g, updates),
+            state._replace(count=state.count + 1))
+
+
+@functools.lru_cache(maxsize=8)
+def _adam_direction(momentum: float) -> optax.GradientTransformation:
+    """Adam's direction m̂/(√v̂ + ε), one object per β1 (cached)."""
+    return optax.scale_by_adam(b1=float(momentum))
+
+
+class _StagedAdamInit(NamedTuple):
+    """``init`` of :func:`staged_adam`: hashable, compared by value."""
+
+    rates: tuple[float, ...]
+    ends: tuple[int, ...]
+    momentum: float
+
+    def __call__(self, params):
+        return (_adam_direction(self.momentum).init(params),
+                StagedRateState(count=jnp.zeros((), jnp.int32),
+                                rates=jnp.asarray(np.asarray(self.rates, np.float32)),
+                                ends=jnp.asarray(np.asarray(self.ends, np.int32))))
+
+
+@functools.lru_cache(maxsize=8)
+def _staged_adam_update(momentum: float):
+    direction = _adam_direction(momentum)
+
+    def update(updates, state, params=None):
+        adam_state, rate_state = state
+        updates, adam_state = direction.update(updates, adam_state, params)
+        updates, rate_state = _staged_rate_update(updates, rate_state)
+        return updates, (adam_state, rate_state)
+
+    return update
+
+
 def staged_adam(learning_rate: float = 0.001, stages=(200, 200, 200, 200),
                 momentum: float = 0.9) -> optax.GradientTransformation:
     """Adam (β1 = ``momentum``, β2 = 0.999) whose learning rate is
-    ``learning_rate · 0.1**k`` in stage k, one state throughout: the
-    adaptive step of the IJCV recipe (:func:`jinvert.recipe`).
+    ``learning_rate · 0.1**k`` in stage k (an empty stage counts), one Adam
+    state throughout: the adaptive step of the IJCV recipe
+    (:func:`jinvert.recipe`).
 
-    The same arguments give the same object (cached), so its ``update``,
-    which keys the compiled step, is reused and nothing recompiles.
-    Learning rates are in units of u = x/σ per step (Adam's step is about
-    the learning rate per pixel, whatever the scale of the energy).
+    The schedule lives in the state, as :func:`paper_sgd`'s does, so its
+    ``update``, which keys the compiled step, is one function per momentum:
+    a new learning rate or schedule does not recompile. The rates are
+    float32 products ``rate_k = rate_(k−1) · float32(0.1)``, the arithmetic
+    of ``optax.adam(optax.piecewise_constant_schedule(...))``. Learning rates
+    are in units of u = x/σ per step (Adam steps by about the learning rate
+    per value, whatever the scale of the energy).
     """
-    stages = tuple(int(s) for s in stages)
-    drops: dict[int, float] = {}
-    for end in np.cumsum(stages)[:-1]:  # an empty stage still divides by 10
-        drops[int(end)] = drops.get(int(end), 1.0) * 0.1
-    schedule = optax.piecewise_constant_schedule(float(learning_rate), drops)
-    return optax.adam(schedule, b1=float(momentum))
+    config = Config(learning_rate=learning_rate, stages=stages, momentum=momentum)
+    rates = [np.float32(config.learning_rate)]
+    for _ in config.stages[1:]:
+        rates.append(np.float32(rates[-1] * np.float32(0.1)))
+    ends = tuple(int(e) for e in np.cumsum(config.stages))
+    return optax.GradientTransformation(
+        _StagedAdamInit(tuple(float(r) for r in rates), ends, config.momentum),
+        _staged_adam_update(config.momentum))

@@ -142,7 +142,9 @@ def test_ijcv_recipe_numbers():
 
 def test_staged_adam_drops_tenfold_per_stage_even_empty_ones():
     opt = jinvert.config.staged_adam(1e-3, (2, 0, 3), 0.9)
-    assert opt is jinvert.config.staged_adam(1e-3, (2, 0, 3), 0.9)  # cached: one compilation
+    # The schedule lives in the state: one update function (one compiled
+    # step) for every learning rate and schedule.
+    assert opt.update is jinvert.config.staged_adam(5e-4, (7,), 0.9).update
     params = jnp.zeros(3)
     state = opt.init(params)
     steps = []
@@ -150,6 +152,15 @@ def test_staged_adam_drops_tenfold_per_stage_even_empty_ones():
         update, state = opt.update(jnp.ones(3), state, params)
         steps.append(float(update[0]))
     np.testing.assert_allclose(steps, [-1e-3, -1e-3, -1e-5, -1e-5], rtol=1e-3)
+    # The arithmetic of optax.adam on a piecewise-constant schedule, to the bit.
+    ref = optax.adam(optax.piecewise_constant_schedule(1e-3, {2: 0.1, 5: 0.1}), b1=0.9)
+    new = jinvert.config.staged_adam(1e-3, (2, 3, 4), 0.9)
+    s1, s2 = ref.init(params), new.init(params)
+    for i in range(9):
+        g = jnp.sin(jnp.arange(3.0) + i)
+        u1, s1 = ref.update(g, s1, params)
+        u2, s2 = new.update(g, s2, params)
+        np.testing.assert_array_equal(np.asarray(u1), np.asarray(u2))
 
 
 def test_inversion_with_the_ijcv_recipe_runs_through_invert():
