@@ -7,13 +7,16 @@ and the paper's optimiser :func:`paper_sgd` (an optax transformation).
 Beyond the paper: image parameterisations (:func:`pixels`, :func:`fourier`,
 :func:`deep_image_prior`), transforms (:func:`jitter`, :func:`compose`), any
 optax optimiser (``invert(..., optimizer=optax.adam(1e-3))``) and :func:`ssim`.
-Error metric of the paper: :func:`reconstruction_error`. Pictures:
+Beyond the paper, its sequel's (IJCV 2016) natural pre-images on the same
+engine: activation maximisation (:func:`maximize`), caricatures
+(:func:`caricature`), the energy's terms (:mod:`jinvert.terms`) and the
+IJCV recipe (:func:`recipe`). Error metric of the paper: :func:`reconstruction_error`. Pictures:
 :func:`render_hog`. Masks over codes: :func:`central_mask`,
 :func:`group_mask`. Compiled programs kept on disk between sessions:
 :func:`compilation_cache.enable`.
 """
 
-from jinvert import compilation_cache, images, masks, metrics, objective, weights
+from jinvert import compilation_cache, images, masks, metrics, objective, terms, weights
 from jinvert.config import Config, paper_sgd
 from jinvert.flax_layer import flax_layer
 from jinvert.hog_render import render_hog
@@ -21,6 +24,8 @@ from jinvert.masks import central_mask, group_mask
 from jinvert.metrics import reconstruction_error, relative_error, ssim
 from jinvert.optimize import InversionResult, invert
 from jinvert.parameterizations import deep_image_prior, fourier, pixels
+from jinvert.preimages import activation_scale, caricature, maximize
+from jinvert.recipes import recipe
 from jinvert.representation import Representation
 from jinvert.representations.alexnet import alexnet
 from jinvert.representations.dsift import dsift
@@ -35,5 +40,6 @@ __all__ = [
     "invert", "InversionResult", "Config", "paper_sgd", "flax_layer", "reconstruction_error", "relative_error",
     "render_hog", "central_mask", "group_mask", "ssim",
     "pixels", "fourier", "deep_image_prior", "jitter", "compose",
-    "compilation_cache", "images", "masks", "metrics", "objective", "weights",
+    "maximize", "caricature", "activation_scale", "recipe",
+    "compilation_cache", "images", "masks", "metrics", "objective", "terms", "weights",
 ]

@@ -1,6 +1,8 @@
 """The ``jinvert`` command.
 
     jinvert invert [IMAGE] --rep hog [--samples K] [--iterations N] [--out FILE]
+    jinvert maximize --rep efficientnet:TAP --channel C | --neuron I,J,C | --class K
+    jinvert caricature [IMAGE] --rep efficientnet:TAP
     jinvert weights fetch NAME [--url URL]
     jinvert reproduce NAME [--images DIR] [--limit N] [--iterations N] [--out DIR]
 
@@ -183,8 +185,73 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("name", metavar="NAME", help="weights name, e.g. caffenet")
     fetch.add_argument("--url", help="download from this URL instead of the known one")
     fetch.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: the library's)")
+    _add_preimage_parsers(sub)
     reproduce.add_subparser(sub)
     return parser
+
+
+def _add_common_preimage_options(p) -> None:
+    p.add_argument("--rep", default="efficientnet:logits", metavar="NAME",
+                   help="representation, as for 'jinvert invert' (default: "
+                        "efficientnet:logits)")
+    p.add_argument("--samples", type=positive_int, default=1, metavar="K",
+                   help="images per objective (default: 1)")
+    p.add_argument("--iterations", type=positive_int, metavar="N",
+                   help="total iterations (default: the representation's schedule, 400 "
+                        "for EfficientNet-Lite0)")
+    p.add_argument("--data-weight", type=_non_negative_float, metavar="C",
+                   help="weight C of the data term against the IJCV regularisers "
+                        "(default: 1 for maximize, 10 for caricature)")
+    p.add_argument("--learning-rate", type=_non_negative_float, metavar="LR",
+                   help="Adam's first learning rate, in u = x/sigma per step (default 1e-4)")
+    p.add_argument("--jitter", type=int, metavar="PIXELS",
+                   help="random shift at every step (default: 4 for CNNs, 1 otherwise)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
+    p.add_argument("--weights", metavar="PATH",
+                   help="weight file for alexnet:LAYER, or 'random'")
+    p.add_argument("--out", metavar="FILE", help="output PNG")
+
+
+def _add_preimage_parsers(sub) -> None:
+    mx = sub.add_parser(
+        "maximize", help="images that most excite a neuron, a channel or a class",
+        description=_wrap(
+            "Activation maximisation (Mahendran & Vedaldi, IJCV 2016): from faint noise, "
+            "find images x that maximise <phi(x), W> for weights W selecting a neuron, "
+            "the mean of a channel, or a class logit, under the IJCV recipe's "
+            "regularisers (bounded range, V^2, jitter; Adam). The data term is "
+            "-<phi(x), W> / Z with Z the largest value the component reaches on five "
+            "natural photos, so it is -1 at their level. Writes one labelled PNG: one "
+            "tile per objective and sample, each with the value reached and Z; for class "
+            "logits also the network's top-1 class of the image."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  jinvert maximize --rep efficientnet:logits --class 130,945\n"
+               "  jinvert maximize --rep efficientnet:block9 --channel 0,1,2,3 "
+               "--iterations 200")
+    what = mx.add_mutually_exclusive_group(required=True)
+    what.add_argument("--channel", metavar="C[,C...]",
+                      help="channel(s) of an (h, w, C) code: maximise the channel's mean")
+    what.add_argument("--neuron", metavar="I,J,C",
+                      help="one entry of the code (comma-separated index)")
+    what.add_argument("--class", dest="classes", metavar="K[,K...]",
+                      help="class logit(s) of a classifier's output (efficientnet:logits)")
+    _add_common_preimage_options(mx)
+
+    car = sub.add_parser(
+        "caricature", help="exaggerate what a representation detects in a photo",
+        description=_wrap(
+            "Caricature (Mahendran & Vedaldi, IJCV 2016): starting from IMAGE, find x "
+            "that maximises <phi(x), phi0> / ||phi0||^2, phi0 the code of IMAGE, under "
+            "the IJCV recipe's regularisers: the patterns the representation detects in "
+            "the photo, exaggerated. Writes one labelled PNG: the photo, then the "
+            "caricature(s), each with its projection <phi(x), phi0> / ||phi0||^2 "
+            "(1 at the photo)."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  jinvert caricature photo.jpg --rep efficientnet:block9 "
+               "--iterations 200")
+    car.add_argument("image", nargs="?", metavar="IMAGE",
+                     help="image file; default: the bundled astronaut photo")
+    _add_common_preimage_options(car)
 
 
 def _prepare_image(rep, image, args):
@@ -390,6 +457,9 @@ def _dispatch(parser, argv) -> int:
         return _run_invert(args)
     if args.command == "reproduce":
         return reproduce.run(args)
+    if args.command in ("maximize", "caricature"):
+        from jinvert.experiments import preimages
+        return preimages.run_command(args)
     return _run_weights(args)
 
 

@@ -16,6 +16,7 @@ once (CNN-A's λV bands and schedule in :mod:`jinvert.representations.alexnet`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -23,6 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+#: The update rules a :class:`Config` names (:meth:`Config.optimizer`).
+UPDATE_RULES = ("sgd", "adam")
 
 #: The number of input values the paper's σ and λ were set for: 227 × 227
 #: pixels × 3 colours (CNN-A's input; σ = 27 100 is the norm of such images).
@@ -52,6 +56,15 @@ class Config:
         paper's 227 × 227 × 3 values) converted to the image's size by
         :meth:`sized`, the λ with it. A number here is used as is, with the
         λ as given (no conversion).
+      lambda_range: weight of the IJCV 2016 bounded-range regulariser
+        Σ_pixels ||u_pixel||^α (the colour norm of each pixel, exponent
+        ``alpha``); 0 (the CVPR paper) leaves it out. See :func:`jinvert.recipe`.
+      jitter: shift the image the data term sees by a random (dy, dx) in
+        [−jitter, jitter]² pixels at every step (IJCV 2016; 0 = the CVPR
+        paper). :func:`jinvert.invert` uses it unless given ``transforms``.
+      update_rule: ``"sgd"`` (the CVPR paper's :func:`paper_sgd`) or
+        ``"adam"`` (an adaptive step, as the IJCV paper's: Adam with the same
+        stages, the learning rate divided by 10 at each, one state).
 
     Raises:
       ValueError: a bad value (negative, non-finite, empty schedule…).
@@ -65,6 +78,9 @@ class Config:
     stages: tuple[int, ...] = (200, 200, 200, 200)
     momentum: float = 0.9
     sigma: float | None = None
+    lambda_range: float = 0.0
+    jitter: int = 0
+    update_rule: str = "sgd"
 
     def __post_init__(self):
         try:
@@ -76,7 +92,8 @@ class Config:
             raise ValueError(f"stages must be non-negative iteration counts with a "
                              f"positive total, got {self.stages!r}")
         object.__setattr__(self, "stages", stages)
-        for name in ("lambda_alpha", "alpha", "lambda_tv", "beta", "learning_rate", "momentum"):
+        for name in ("lambda_alpha", "alpha", "lambda_tv", "beta", "learning_rate", "momentum",
+                     "lambda_range"):
             raw = getattr(self, name)
             try:
                 value = float(raw)
@@ -88,6 +105,14 @@ class Config:
         if self.alpha < 1 or self.beta <= 0:
             raise ValueError(f"need alpha >= 1 and beta > 0, got alpha={self.alpha}, "
                              f"beta={self.beta}")
+        if isinstance(self.jitter, bool) or not float(self.jitter).is_integer() \
+                or self.jitter < 0:
+            raise ValueError(f"jitter must be a non-negative number of pixels, got "
+                             f"{self.jitter!r}")
+        object.__setattr__(self, "jitter", int(self.jitter))
+        if self.update_rule not in UPDATE_RULES:
+            raise ValueError(f"update_rule must be one of {', '.join(UPDATE_RULES)}, got "
+                             f"{self.update_rule!r}")
         if self.sigma is not None:
             try:
                 sigma = float(self.sigma)
@@ -143,8 +168,11 @@ class Config:
         ``sigma`` is the representation's σ (``rep.sigma``), the average
         norm of natural images of 227 × 227 × 3 values (:data:`PAPER_VALUES`);
         the λ balance sums over that many values. For n = H·W·C values and
-        r = n / PAPER_VALUES this returns σ' = σ·√r, λα' = λα·r^(α/2 − 1),
-        λV' = λV·r^(β/2 − 1), so that the starting noise has the paper's
+        r = n / PAPER_VALUES this returns σ' = σ·√r, λα' = λα·r^(α/2 − 1)
+        (λ_range likewise), λV' = λV·r^(β/2 − 1) and, for
+        ``update_rule="adam"`` only, the learning rate divided by √r (Adam
+        steps u by about its learning rate per value, whatever the
+        gradient's scale: this keeps its step in input units), so that the starting noise has the paper's
         amplitude per value (σ'/√n = σ/√PAPER_VALUES) and each prior the
         total weight it has on a paper-size image with the same pixel
         statistics. At 227 × 227 × 3 nothing changes. Without it a 227 × 227
@@ -160,14 +188,22 @@ class Config:
             return self
         h, w, c = (int(s) for s in shape)
         ratio = h * w * c / PAPER_VALUES
+        # Adam's step is about its learning rate per value of u whatever the
+        # gradient's scale: keep the step in input units the paper-size one.
+        rate = self.learning_rate / ratio ** 0.5 if self.update_rule == "adam" \
+            else self.learning_rate
         return dataclasses.replace(
-            self, sigma=float(sigma) * ratio ** 0.5,
+            self, sigma=float(sigma) * ratio ** 0.5, learning_rate=rate,
             lambda_alpha=self.lambda_alpha * ratio ** (self.alpha / 2 - 1),
-            lambda_tv=self.lambda_tv * ratio ** (self.beta / 2 - 1))
+            lambda_tv=self.lambda_tv * ratio ** (self.beta / 2 - 1),
+            lambda_range=self.lambda_range * ratio ** (self.alpha / 2 - 1))
 
     def optimizer(self) -> optax.GradientTransformation:
-        """The paper's optimiser for this schedule: :func:`paper_sgd`
-        ``(learning_rate, stages, momentum)``."""
+        """The optimiser of this schedule: the paper's :func:`paper_sgd`
+        ``(learning_rate, stages, momentum)``, or for ``update_rule="adam"``
+        :func:`staged_adam` ``(learning_rate, stages, momentum)``."""
+        if self.update_rule == "adam":
+            return staged_adam(self.learning_rate, self.stages, self.momentum)
         return paper_sgd(self.learning_rate, self.stages, self.momentum)
 
 
@@ -254,3 +290,80 @@ def paper_sgd(learning_rate: float = Config.learning_rate, stages=Config.stages,
     ends = tuple(int(e) for e in np.cumsum(config.stages))
     return optax.GradientTransformation(_PaperSGDInit(rates, ends, config.momentum),
                                         _paper_sgd_update)
+
+
+class StagedRateState(NamedTuple):
+    """State of the learning-rate stage of :func:`staged_adam` (a pytree):
+    count (int32), rates ``(S,)`` float32, ends ``(S,)`` int32."""
+
+    count: jax.Array
+    rates: jax.Array
+    ends: jax.Array
+
+
+def _staged_rate_update(updates, state: StagedRateState, params=None):
+    """Scale by −(the stage's rate); module-level so that the compiled step
+    does not depend on the schedule's values (as :func:`_paper_sgd_update`)."""
+    del params
+    stage = jnp.minimum(jnp.sum(state.count >= state.ends), state.ends.shape[0] - 1)
+    step = -state.rates[stage]
+    return (jax.tree_util.tree_map(lambda g: step.astype(g.dtype) * g, updates),
+            state._replace(count=state.count + 1))
+
+
+@functools.lru_cache(maxsize=8)
+def _adam_direction(momentum: float) -> optax.GradientTransformation:
+    """Adam's direction m̂/(√v̂ + ε), one object per β1 (cached)."""
+    return optax.scale_by_adam(b1=float(momentum))
+
+
+class _StagedAdamInit(NamedTuple):
+    """``init`` of :func:`staged_adam`: hashable, compared by value."""
+
+    rates: tuple[float, ...]
+    ends: tuple[int, ...]
+    momentum: float
+
+    def __call__(self, params):
+        return (_adam_direction(self.momentum).init(params),
+                StagedRateState(count=jnp.zeros((), jnp.int32),
+                                rates=jnp.asarray(np.asarray(self.rates, np.float32)),
+                                ends=jnp.asarray(np.asarray(self.ends, np.int32))))
+
+
+@functools.lru_cache(maxsize=8)
+def _staged_adam_update(momentum: float):
+    direction = _adam_direction(momentum)
+
+    def update(updates, state, params=None):
+        adam_state, rate_state = state
+        updates, adam_state = direction.update(updates, adam_state, params)
+        updates, rate_state = _staged_rate_update(updates, rate_state)
+        return updates, (adam_state, rate_state)
+
+    return update
+
+
+def staged_adam(learning_rate: float = 0.001, stages=(200, 200, 200, 200),
+                momentum: float = 0.9) -> optax.GradientTransformation:
+    """Adam (β1 = ``momentum``, β2 = 0.999) whose learning rate is
+    ``learning_rate · 0.1**k`` in stage k (an empty stage counts), one Adam
+    state throughout: the adaptive step of the IJCV recipe
+    (:func:`jinvert.recipe`).
+
+    The schedule lives in the state, as :func:`paper_sgd`'s does, so its
+    ``update``, which keys the compiled step, is one function per momentum:
+    a new learning rate or schedule does not recompile. The rates are
+    float32 products ``rate_k = rate_(k−1) · float32(0.1)``, the arithmetic
+    of ``optax.adam(optax.piecewise_constant_schedule(...))``. Learning rates
+    are in units of u = x/σ per step (Adam steps by about the learning rate
+    per value, whatever the scale of the energy).
+    """
+    config = Config(learning_rate=learning_rate, stages=stages, momentum=momentum)
+    rates = [np.float32(config.learning_rate)]
+    for _ in config.stages[1:]:
+        rates.append(np.float32(rates[-1] * np.float32(0.1)))
+    ends = tuple(int(e) for e in np.cumsum(config.stages))
+    return optax.GradientTransformation(
+        _StagedAdamInit(tuple(float(r) for r in rates), ends, config.momentum),
+        _staged_adam_update(config.momentum))

@@ -113,8 +113,13 @@ def flax_layer(model, variables, layer: str, *, input_size=None, channels: int =
     jax.eval_shape(apply, jax.ShapeDtypeStruct(probe, jnp.float32))
     if sigma is None:
         sigma = estimate_sigma(preprocess, size)
+    # B, half the range of a pixel value: from a white and a black image.
+    probe_image = np.ones(probe[:2] + (3,), np.float32)
+    pixel_range = float(np.max(np.asarray(preprocess(probe_image), np.float64)
+                               - np.asarray(preprocess(0 * probe_image), np.float64))) / 2
     return Representation(
         name=f"flax:{layer}", description=f"layer {layer!r} of {type(model).__name__}",
         apply=apply, preprocess_fn=preprocess, deprocess_fn=deprocess,
         channels=int(channels), input_size=size, sigma=float(sigma),
-        defaults=Config() if defaults is None else defaults, apply_batch=apply_batch)
+        defaults=Config() if defaults is None else defaults, apply_batch=apply_batch,
+        pixel_range=pixel_range if pixel_range > 0 else 128.0)

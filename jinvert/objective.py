@@ -10,6 +10,10 @@ average Euclidean norm of natural images there (``rep.sigma``):
 
 with sums over pixels and colour channels, and finite differences with a
 replicated last row/column (so the differences at the far border are zero).
+The engine evaluates it as terms of :mod:`jinvert.terms` (:func:`batch_terms`,
+:func:`paper_energy`), where the data term is pluggable: activation
+maximisation and caricatures (IJCV 2016) swap it, the IJCV recipe adds the
+bounded range.
 
 How the λ relate to the reference code (deep-goggle ``invert_nn.m``). The
 reference optimises ``x`` itself with ``lambdaL2/2 · Σ x^α`` and
@@ -31,8 +35,6 @@ import jax
 import jax.numpy as jnp
 
 Array = jax.Array
-
-TERMS = ("data", "alpha", "tv", "total")
 
 
 def alpha_norm(u: Array, alpha: float) -> Array:
@@ -140,63 +142,96 @@ def with_priors(data: Array, u: Array, *, lambda_alpha: float, alpha: float,
     return {"data": data, "alpha": a, "tv": v, "total": data + a + v}
 
 
-def batch_terms(phi: Callable[[Array], Array], u: Array, reference: Array, mask: Array,
-                reference_norm2: Array, *, sigma, lambda_alpha, alpha: float, lambda_tv,
-                beta: float, seen: Array | None = None) -> dict[str, Array]:
-    """The terms of eq. 3 for a ``(B, S)`` batch: what :func:`jinvert.invert`
-    minimises (its step differentiates the sum of ``total``).
+def batch_terms(phi: Callable[[Array], Array], u: Array, energy, *, sigma,
+                seen: Array | None = None) -> dict[str, Array]:
+    """The terms of the energy for a ``(B, S)`` batch: what :func:`jinvert.invert`
+    and :func:`jinvert.maximize` minimise (their step differentiates the sum
+    of ``total``).
 
     Args:
       phi: Φ of a batch, ``(N, H, W, C) -> (N, *code)`` (``rep.batch_apply``).
       u: normalised images ``x/σ``, ``(B, S, H, W, C)`` float32 (S samples
-        of each of B codes).
-      reference: Φ0 of each code, ``(B, *code)``; mask: 0/1 of the same
-        shape; reference_norm2: ||M ⊙ Φ0||², ``(B,)``.
-      sigma, lambda_alpha, lambda_tv: σ (input-space units) and the λ
-        (scalars, may be traced); alpha, beta: α and β (Python numbers).
-      seen: the images the data term sees, as ``u`` (e.g. jittered copies);
-        default ``u``. The priors always judge ``u``.
+        for each of B codes or targets).
+      energy: ``(per_problem, shared)``: :mod:`jinvert.terms` terms, the
+        first with a leading axis B on every leaf (each of the B problems'
+        own terms: its data term), the second unbatched, the same for all
+        (the regularisers), or ``None``; E of problem b is
+        ``per_problem[b] + shared`` (eq. 3 is ``inversion`` and
+        ``alpha_norm + total_variation``).
+      sigma: σ (input-space units, may be traced): Φ sees ``σ·seen``.
+      seen: the images the data terms see, as ``u`` (e.g. jittered copies);
+        default ``u``. The regularisers always judge ``u``.
 
     Returns:
-      dict ``{"data", "alpha", "tv", "total"}`` of ``(B, S)`` arrays, the
-      priors with their λ, ``total`` = E.
+      dict ``{name: (B, S) array}`` of each term's name (``"data"``,
+      ``"alpha"``, ``"tv"``, ...) and ``"total"`` = E.
     """
+    from jinvert.terms import evaluate
+
     seen = u if seen is None else seen
     shape = u.shape[2:]
     codes = phi((sigma * seen).reshape((-1,) + tuple(shape)))
     codes = codes.reshape(u.shape[:2] + codes.shape[1:])
-    data = jax.vmap(jax.vmap(data_term, in_axes=(0, None, None, None)))(
-        codes, reference, mask, reference_norm2)
-    return jax.vmap(jax.vmap(lambda d, v: with_priors(
-        d, v, lambda_alpha=lambda_alpha, alpha=alpha, lambda_tv=lambda_tv, beta=beta)))(data, u)
+    per_code, shared = energy if isinstance(energy, tuple) else (energy, None)
+
+    def one(per_code, code, v):
+        return evaluate(per_code if shared is None else per_code + shared, code, v)
+
+    return jax.vmap(jax.vmap(one, in_axes=(None, 0, 0)))(per_code, codes, u)
 
 
-def objective(rep, image: Array, reference: Array, mask: Array | None = None, *,
-              config=None) -> dict[str, Array]:
-    """E(x) of eq. 3 for one input-space image, exactly as :func:`jinvert.invert`
-    computes it (same settings, same size conversion, same function).
+def paper_energy(config, reference: Array, mask: Array, norm2: Array):
+    """Eq. 3 as terms, for a batch: ``(per_problem, shared)`` of
+    :func:`batch_terms`, the inversion data term of each code and the
+    regularisers of a sized :class:`jinvert.Config`
+    (:func:`jinvert.terms.priors`).
+
+    Args:
+      config: a Config whose ``sigma`` is set (:meth:`jinvert.Config.sized`).
+      reference, mask: ``(B, *code)``; norm2: ``(B,)`` ||M ⊙ Φ0||².
+    """
+    from jinvert import terms
+
+    return terms.Inversion(reference, mask, norm2), terms.priors(config)
+
+
+def objective(rep, image: Array, reference: Array | None = None, mask: Array | None = None,
+              *, config=None, data=None) -> dict[str, Array]:
+    """E(x) for one input-space image, exactly as :func:`jinvert.invert`
+    (eq. 3) or :func:`jinvert.maximize` computes it (same settings, same
+    size conversion, same function).
 
     Args:
       rep: a :class:`jinvert.Representation` (its ``batch_apply``, ``sigma``,
         ``defaults``).
       image: ``(H, W, C)`` in the representation's input space (x, not u).
-      reference: Φ0, the code of one image; mask: optional 0/1 mask over it.
+      reference: Φ0, the code of one image; mask: optional 0/1 mask over it
+        (the inversion data term).
       config: a :class:`jinvert.Config` (default ``rep.defaults``), sized
         to the image by :meth:`jinvert.Config.sized` unless its ``sigma``
-        is set; u = x/σ.
+        is set; u = x/σ. Its regularisers are added to the data term.
+      data: instead of ``reference``, any data term of :mod:`jinvert.terms`
+        (``activation(...)``, ``caricature(...)``, sums of them), unbatched.
 
     Returns:
-      dict ``{"data", "alpha", "tv", "total"}`` of scalars.
+      dict ``{"data", "alpha", "tv", ..., "total"}`` of scalars.
+
+    Raises:
+      ValueError: neither or both of ``reference`` and ``data``.
     """
+    from jinvert import terms
+
+    if (reference is None) == (data is None):
+        raise ValueError("give either reference (inversion) or data (a jinvert.terms term)")
     image = jnp.asarray(image, jnp.float32)
     config = (rep.defaults if config is None else config).sized(image.shape, rep.sigma)
-    reference = jnp.asarray(reference, jnp.float32)[None]
-    m = jnp.ones_like(reference) if mask is None else (jnp.asarray(mask) != 0).astype(
-        jnp.float32).reshape(reference.shape)
-    norm2 = reference_norm2(reference, m)
     sigma = jnp.float32(config.sigma)
-    terms = batch_terms(rep.batch_apply, (image / sigma)[None, None], reference, m, norm2,
-                        sigma=sigma, lambda_alpha=jnp.float32(config.lambda_alpha),
-                        alpha=config.alpha, lambda_tv=jnp.float32(config.lambda_tv),
-                        beta=config.beta)
-    return {k: v[0, 0] for k, v in terms.items()}
+    if data is None:
+        reference = jnp.asarray(reference, jnp.float32)[None]
+        m = jnp.ones_like(reference) if mask is None else (jnp.asarray(mask) != 0).astype(
+            jnp.float32).reshape(reference.shape)
+        energy = paper_energy(config, reference, m, reference_norm2(reference, m))
+    else:
+        energy = (terms.batched(data, 1), terms.priors(config))
+    out = batch_terms(rep.batch_apply, (image / sigma)[None, None], energy, sigma=sigma)
+    return {k: v[0, 0] for k, v in out.items()}

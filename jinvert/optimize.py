@@ -22,7 +22,7 @@ import numpy as np
 import optax
 
 from jinvert.config import Config
-from jinvert.objective import batch_terms, reference_norm2
+from jinvert.objective import batch_terms, paper_energy, reference_norm2
 from jinvert.parameterizations import init_batch, pixels
 from jinvert.progress import Progress, watched
 
@@ -57,20 +57,18 @@ _TRANSFORM_STREAM = 0x6A177E4
 
 
 class _Problem(NamedTuple):
-    """The arrays of one inversion that every step reads (a pytree).
+    """The arrays of one run that every step reads (a pytree).
 
-    reference, mask: ``(B, *code)``; norm2: ``(B,)`` ||M ⊙ Φ0||²; tkeys:
-    ``(B, S)`` keys of the random transforms; sigma, lambda_alpha,
-    lambda_tv: float32 scalars (arguments, so new values do not recompile).
+    energy: ``(per_problem, shared)`` :mod:`jinvert.terms` energies
+    (:func:`jinvert.objective.batch_terms`; their arrays, targets, masks
+    and λ, are arguments, so new values do not recompile, while their kinds
+    of terms and exponents key the program); tkeys: ``(B, S)`` keys of the
+    random transforms; sigma: a float32 scalar.
     """
 
-    reference: Array
-    mask: Array
-    norm2: Array
+    energy: Any
     tkeys: Array
     sigma: Array
-    lambda_alpha: Array
-    lambda_tv: Array
 
 
 class _Programs(NamedTuple):
@@ -157,8 +155,8 @@ def _programs(rep, shape, count) -> _Programs:
             tkeys = tkeys.reshape((batch, samples) + tkeys.shape[1:])
         return params, tkeys, norm2
 
-    def step(params, state, weights, problem, iteration, *, alpha, beta, parameterization,
-             transform, update):
+    def step(params, state, weights, problem, iteration, *, parameterization, transform,
+             update):
         def energy(params):
             u = render(parameterization, params)
             seen = None
@@ -168,10 +166,8 @@ def _programs(rep, shape, count) -> _Programs:
                 # to the border, and should judge what is returned).
                 seen = jax.vmap(jax.vmap(lambda k, v: transform(
                     jax.random.fold_in(k, iteration), v)))(problem.tkeys, u)
-            terms = batch_terms(lambda x: phi(weights, x), u, problem.reference, problem.mask,
-                                problem.norm2, sigma=problem.sigma,
-                                lambda_alpha=problem.lambda_alpha, alpha=alpha,
-                                lambda_tv=problem.lambda_tv, beta=beta, seen=seen)
+            terms = batch_terms(lambda x: phi(weights, x), u, problem.energy,
+                                sigma=problem.sigma, seen=seen)
             # The reconstructions are independent: the gradient of the sum
             # is each one's own gradient.
             return jnp.sum(terms["total"]), terms
@@ -208,11 +204,9 @@ def _programs(rep, shape, count) -> _Programs:
         start=jax.jit(start, static_argnames=("samples", "per_code_keys", "parameterization")),
         # The iterate and optimiser state are updated in place.
         step=jax.jit(step, donate_argnums=(0, 1),
-                     static_argnames=("alpha", "beta", "parameterization", "transform",
-                                      "update")),
+                     static_argnames=("parameterization", "transform", "update")),
         chunk=jax.jit(chunk, donate_argnums=(0, 1),
-                      static_argnames=("length", "alpha", "beta", "parameterization",
-                                       "transform", "update")),
+                      static_argnames=("length", "parameterization", "transform", "update")),
         finish=jax.jit(finish, static_argnames=("parameterization",)),
         weights=weights)
     per_shape[(shape, count)] = programs
@@ -429,7 +423,8 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
         :mod:`jinvert.parameterizations`): ``None`` or ``pixels()`` is the
         paper's (u itself), ``fourier()`` a frequency-scaled Fourier basis,
         ``deep_image_prior()`` the weights of a small conv generator.
-      transforms: ``None`` (the paper) or a random transform ``(key, u) ->
+      transforms: ``None`` (``jitter(config.jitter)`` when the config asks
+        for jitter, else none: the paper) or a random transform ``(key, u) ->
         u`` (:mod:`jinvert.transforms`, e.g. ``jitter(2)``) applied to the
         image seen by the data term at every iteration; the priors see the
         untransformed image.
@@ -468,9 +463,7 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
             iterations_per_call) != iterations_per_call or iterations_per_call < 1):
         raise ValueError(f"iterations_per_call must be a positive integer, "
                          f"got {iterations_per_call!r}")
-    if optimizer is None:
-        optimizer = config.optimizer()
-    if not isinstance(optimizer, optax.GradientTransformation):
+    if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError(f"optimizer must be an optax.GradientTransformation (default: the "
                          f"paper's jinvert.paper_sgd), got {optimizer!r}")
     if parameterization is None:
@@ -479,21 +472,49 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
     codes, mask, batched = _check_codes(rep, code, shape, mask)
     per_code_keys = _per_code_keys(key, codes.shape, batched)
     config = config.sized(shape, rep.sigma)
+    if optimizer is None:  # after sizing: Adam's learning rate depends on the size
+        optimizer = config.optimizer()
 
     programs = _programs(rep, shape, int(codes.shape[0]) * samples)
     params, tkeys, norm2 = programs.start(key, codes, mask, samples=samples,
                                           per_code_keys=per_code_keys,
                                           parameterization=parameterization)
-    sigma = jnp.float32(config.sigma)
-    problem = _Problem(codes, mask, norm2, tkeys, sigma, jnp.float32(config.lambda_alpha),
-                       jnp.float32(config.lambda_tv))
-    static = dict(alpha=config.alpha, beta=config.beta, parameterization=parameterization,
-                  transform=transforms, update=optimizer.update)
+    images, out_codes, history = _solve(
+        programs, params, tkeys, paper_energy(config, codes, mask, norm2), config=config,
+        optimizer=optimizer, parameterization=parameterization, transforms=transforms,
+        progress=progress, iterations_per_call=per_call(
+            iterations_per_call, next(iter(codes.devices())).platform))
+    if not batched:
+        images, out_codes = images[0], out_codes[0]
+        history = {k: v[0] for k, v in history.items()}
+    return InversionResult(images=images, codes=out_codes, history=history, config=config)
 
+
+def per_call(iterations_per_call, platform: str) -> int:
+    """Iterations per compiled call: the one asked for, else the backend's
+    :data:`ITERATIONS_PER_CALL`."""
     if iterations_per_call is None:
-        platform = next(iter(codes.devices())).platform
-        iterations_per_call = ITERATIONS_PER_CALL.get(platform, 1)
-    iterations_per_call = int(iterations_per_call)
+        return ITERATIONS_PER_CALL.get(platform, 1)
+    return int(iterations_per_call)
+
+
+def _solve(programs, params, tkeys, energy, *, config, optimizer, parameterization,
+           transforms, progress, iterations_per_call: int):
+    """Minimise ``energy`` (``(per_problem, shared)`` terms, see
+    :func:`jinvert.objective.batch_terms`) from ``params`` for
+    ``config.iterations`` steps, ``iterations_per_call`` per compiled call:
+    the driver that :func:`invert` and :func:`jinvert.maximize` share.
+
+    Returns ``(images (B, S, H, W, C), codes (B, S, *code), history)``,
+    history ``{name: (B, S, iterations)}`` NumPy float32.
+    """
+    if transforms is None and config.jitter:
+        from jinvert.transforms import jitter
+        transforms = jitter(config.jitter)
+    sigma = jnp.float32(config.sigma)
+    problem = _Problem(energy, tkeys, sigma)
+    static = dict(parameterization=parameterization, transform=transforms,
+                  update=optimizer.update)
 
     def step(params, state, iteration):
         return programs.step(params, state, programs.weights, problem, iteration, **static)
@@ -511,7 +532,4 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
     images, out_codes = programs.finish(params, programs.weights, sigma,
                                         parameterization=parameterization)
     history = _history(calls, iterations_per_call)
-    if not batched:
-        images, out_codes = images[0], out_codes[0]
-        history = {k: v[0] for k, v in history.items()}
-    return InversionResult(images=images, codes=out_codes, history=history, config=config)
+    return images, out_codes, history

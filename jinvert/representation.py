@@ -59,6 +59,10 @@ class Representation:
       render: optional picture of a code, ``code -> (h, w[, 3])`` float in
         [0, 1] (HOG's glyphs, :func:`jinvert.render_hog`); ``None`` when the
         code has no picture of its own.
+      pixel_range: B of the papers, half the range of a pixel value in the
+        input space (128 for grey levels or mean-subtracted RGB in about
+        ±128, the default; 1.0 for EfficientNet-Lite0's ±1): the unit of the
+        IJCV bounded-range regulariser (:func:`jinvert.recipe`).
       cpu_batching: how :meth:`batch_apply` runs a batch without
         ``apply_batch`` on the CPU: ``"vmap"`` (one program over the batch
         axis) or ``"map"`` (``lax.map``: image after image in one program,
@@ -79,6 +83,7 @@ class Representation:
     validate: Callable[[Any], None] | None = None
     apply_batch: Callable[[Array], Array] | None = None
     render: Callable[[Any], Any] | None = None
+    pixel_range: float = 128.0
     cpu_batching: str = "vmap"
 
     def __post_init__(self):

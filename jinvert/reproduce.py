@@ -91,7 +91,8 @@ DETAILS = {
                "OUT/table1/results.jsonl (for resuming) and OUT/table1/REP/ (each "
                "reconstruction's PNG and code).",
         options="--rep hog|hogb|dsift (repeatable; default all three), --images, "
-                "--limit, --iterations, --batch-size, --seed.",
+                "--limit, --iterations, --batch-size, --seed, --recipe cvpr|ijcv (the "
+                "CVPR paper's settings or the IJCV 2016 recipe, jinvert.recipe).",
         time="15 photos x 3 representations x 800 iterations at ~6 ms: about 5 "
              "minutes on two CPU cores (45 inversions of ~5 s each, plus "
              "compilation). On one GPU (NVIDIA H200) all 100 photos of an ImageNet "
@@ -107,7 +108,7 @@ DETAILS = {
                "reconstruction's PNG and code).",
         options="--rep efficientnet|alexnet (default efficientnet), --weights "
                 "(alexnet), --layers L1,L2, --images, --limit, --iterations, "
-                "--batch-size, --seed.",
+                "--batch-size, --seed, --recipe cvpr|ijcv, --own-band.",
         time="at the defaults (20 layers x 3 lambda_V x 15 photos x 400 "
              "iterations at 0.002-0.26 s per image on EfficientNet): many hours on "
              "two CPU cores (6 to 18 by the measured iteration times); reduce it "
@@ -215,6 +216,12 @@ def _add_options(p) -> None:
                    help="images per batch (default 4 per device)")
     p.add_argument("--layers", metavar="L1,L2", help="comma-separated layers (deep experiments)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--recipe", choices=("cvpr", "ijcv"), default="cvpr",
+                   help="settings: the CVPR 2015 paper's (default) or our reading of the "
+                        "IJCV 2016 recipe (bounded range, jitter, Adam; jinvert.recipe); "
+                        "table1 and table3")
+    p.add_argument("--own-band", action="store_true",
+                   help="table3: only each layer's own lambda_V band (a third of the time)")
 
 
 def add_subparser(subparsers) -> argparse.ArgumentParser:

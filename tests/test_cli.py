@@ -362,3 +362,45 @@ def test_compilation_cache_directory(monkeypatch, tmp_path):
     monkeypatch.delenv("JINVERT_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert compilation_cache.default_directory() == str(tmp_path / "jinvert" / "jax")
+
+
+def test_maximize_writes_labelled_maxima(toy, tmp_path, capsys, monkeypatch):
+    from jinvert import images
+
+    drawn = []
+    real = images.labelled_montage
+    monkeypatch.setattr(images, "labelled_montage",
+                        lambda *a, **k: (lambda r: drawn.append(r[1]) or r)(real(*a, **k)))
+    out = tmp_path / "max.png"
+    assert cli.main(["maximize", "--rep", "toy", "--channel", "1,4", "--iterations", "12",
+                     "--out", str(out)]) == 0
+    assert out.exists()
+    printed = capsys.readouterr().out
+    lines = [l for l in printed.splitlines() if l.startswith("channel ")]
+    assert len(lines) == 2 and "wrote" in printed
+    (texts,) = drawn
+    title, tile1, tile2, caption = texts
+    assert "activation maxima" in title and "12 iterations" in title
+    for tile, line, c in ((tile1, lines[0], 1), (tile2, lines[1], 4)):
+        assert tile.startswith(f"channel {c}: ") and line.startswith(f"channel {c}: reached ")
+        # The tile shows 3 significant digits, the line 4.
+        assert float(tile.split()[2]) == pytest.approx(float(line.split()[3]), rel=5e-3)
+
+
+def test_caricature_writes_photo_and_caricature(toy, photo, tmp_path, capsys):
+    out = tmp_path / "car.png"
+    assert cli.main(["caricature", str(photo), "--rep", "toy", "--iterations", "12",
+                     "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.exists() and "projection" in printed and "(1 at the photo)" in printed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["maximize", "--rep", "toy", "--class", "3"], "classifier's output"),
+    (["maximize", "--rep", "toy", "--channel", "9"], "outside"),
+    (["maximize", "--rep", "toy", "--neuron", "1,x,2"], "integers"),
+    (["maximize", "--rep", "toy"], "one of the arguments"),
+])
+def test_maximize_bad_arguments_one_line_exit_2(toy, argv, message, capsys):
+    assert cli.main(argv) == 2
+    assert message in _one_error_line(capsys)

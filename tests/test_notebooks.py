@@ -85,7 +85,7 @@ def test_committed_without_outputs():
 def test_notebooks_all_covered():
     names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
     assert names == ["01_quickstart.ipynb", "02_inside_alexnet.ipynb",
-                     "03_invariances.ipynb"], names
+                     "03_invariances.ipynb", "04_preimages.ipynb"], names
 
 
 def test_notebook_01_quickstart():
@@ -126,4 +126,18 @@ def test_notebook_03_invariances():
     # direction of the change is not fixed, so only its presence is checked.
     assert max(res["sweep_errors"]) - min(res["sweep_errors"]) > 1e-3, res
     assert all(_fraction(e) for e in res["group_errors"]), res
+    assert _count_images(nb) >= 4
+
+
+def test_notebook_04_preimages():
+    _needs_efficientnet()
+    res, nb = run_notebook("04_preimages.ipynb")
+    assert res["small"] is True and len(res["classes"]) == len(res["class_logits"]) >= 1
+    # Class maximisation raised the target logit above its level on natural photos.
+    for logit, z in zip(res["class_logits"], res["class_scales"]):
+        assert logit > z, res
+    for value, z in zip(res["channel_values"], res["channel_scales"]):
+        assert math.isfinite(value) and value > 0, res
+    assert math.isfinite(res["caricature_projection"]), res
+    assert all(_fraction(e) for e in res["recipe_errors"].values()), res
     assert _count_images(nb) >= 4

@@ -128,10 +128,20 @@ def device_mesh() -> Mesh:
     return Mesh(np.asarray(jax.local_devices()), ("batch",))
 
 
-def config_for(rep, *, iterations: int | None = None, **overrides) -> Config:
-    """``rep.defaults`` with ``overrides`` (settings of :class:`jinvert.Config`;
-    ``None`` keeps one) and the schedule rescaled to ``iterations`` in total."""
-    config = rep.defaults.replace(**overrides)
+def config_for(rep, *, iterations: int | None = None, recipe: str | None = None,
+               **overrides) -> Config:
+    """``rep.defaults`` (or ``jinvert.recipe(rep, recipe)``, e.g. ``"ijcv"``)
+    with ``overrides`` (settings of :class:`jinvert.Config`; ``None`` keeps
+    one) and the schedule rescaled to ``iterations`` in total. For the IJCV
+    recipe an overridden ``lambda_tv`` sets its data weight (so λV means
+    what it means in the CVPR recipe; the bounded range follows)."""
+    if recipe in (None, "cvpr"):
+        config = rep.defaults.replace(**overrides)
+    else:
+        from jinvert.recipes import recipe as named
+
+        config = named(rep, recipe, lambda_tv=overrides.pop("lambda_tv", None))
+        config = config.replace(**overrides)
     return config.with_iterations(iterations) if iterations else config
 
 

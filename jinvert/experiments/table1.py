@@ -39,17 +39,22 @@ def run(args, log=print) -> list[str]:
     rows, tiles, settings_text = [], {}, ""
     for name in reps:
         rep = resolve_representation(name)
-        settings = common.config_for(rep, iterations=args.iterations)
-        settings_text = (f"stages {settings.stages} from lr {settings.learning_rate}, "
-                         f"λV {settings.lambda_tv} (β {settings.beta:g}), "
-                         f"λα {settings.lambda_alpha:g} (α {settings.alpha:g})")
-        save_dir = os.path.join(args.out, "table1", name)
-        timing = common.run_inversions(rep, photos, store, tag=name, config=settings, key=key,
+        recipe = getattr(args, "recipe", None) or "cvpr"
+        settings = common.config_for(rep, iterations=args.iterations, recipe=recipe)
+        settings_text = (f"{recipe} recipe, stages {settings.stages} from lr "
+                         f"{settings.learning_rate} ({settings.update_rule}), "
+                         f"λV {settings.lambda_tv:.4g} (β {settings.beta:g}), "
+                         f"λα {settings.lambda_alpha:g} (α {settings.alpha:g})"
+                         + (f", bounded range λ {settings.lambda_range:.4g}, jitter "
+                            f"{settings.jitter}" if recipe != "cvpr" else ""))
+        tag = name if recipe == "cvpr" else f"{name}-{recipe}"
+        save_dir = os.path.join(args.out, "table1", tag)
+        timing = common.run_inversions(rep, photos, store, tag=tag, config=settings, key=key,
                                        batch_size=args.batch_size, save_dir=save_dir, log=log)
         errors = common.normalised_errors(rep, photos, save_dir)
         squared = common.normalised_errors(rep, photos, save_dir, squared=True)
         # Images whose first random start diverged and was restarted.
-        restarts = sum(1 for p in photos if store.records[f"{name}/{p.name}"].get("restarts", 0))
+        restarts = sum(1 for p in photos if store.records[f"{tag}/{p.name}"].get("restarts", 0))
         paper = PAPER.get(name)
         rows.append((LABELS.get(name, name), errors, paper, restarts, squared, timing))
         tiles[name] = [im.load_image(os.path.join(save_dir, f"{p.name}.png"))

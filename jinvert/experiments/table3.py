@@ -46,16 +46,24 @@ def run(args, log=print) -> list[str]:
     for layer in layers:
         rep = common.deep_rep(family, layer, args)
         cells, squared_cells = [], []
-        for lam in bands:
-            s = common.config_for(rep, iterations=args.iterations, lambda_tv=lam)
+        recipe = getattr(args, "recipe", None) or "cvpr"
+        suffix = "" if recipe == "cvpr" else f"-{recipe}"
+        default = rep.defaults.lambda_tv
+        own = int(np.argmin(np.abs(np.asarray(bands) - default)))
+        for i, lam in enumerate(bands):
+            if getattr(args, "own_band", False) and i != own:
+                cells.append(None)
+                squared_cells.append(None)
+                continue
+            s = common.config_for(rep, iterations=args.iterations, lambda_tv=lam,
+                                  recipe=recipe)
             stages = s.stages
-            tag = f"{layer}/lambda{lam:.3g}"
-            save = os.path.join(args.out, "table3", layer, f"lambda{lam:.3g}")
+            tag = f"{layer}/lambda{lam:.3g}{suffix}"
+            save = os.path.join(args.out, "table3", layer, f"lambda{lam:.3g}{suffix}")
             common.run_inversions(rep, photos, store, tag=tag, config=s, key=key,
                                   batch_size=args.batch_size, save_dir=save, log=log)
             cells.append(common.normalised_errors(rep, photos, save))
             squared_cells.append(common.normalised_errors(rep, photos, save, squared=True))
-        default = rep.defaults.lambda_tv
         rows.append((layer, cells, int(np.argmin(np.abs(np.asarray(bands) - default))),
                      squared_cells))
         # Rewritten after every layer: a long run that is stopped keeps the
@@ -73,11 +81,13 @@ def _report(rows, bands, stages, family, photos, args) -> str:
         images_label=f"{len(photos)} " + common.image_set_label(args.images),
         weights=common.weights_label(family, args),
         command=getattr(args, "command_line", "jinvert reproduce table3"),
-        settings=f"β = 2, stages {stages}, λV ∈ {tuple(round(b, 3) for b in bands)}")
+        settings=f"{getattr(args, 'recipe', None) or 'cvpr'} recipe, β = 2, stages {stages}, "
+                 f"λV ∈ {tuple(round(b, 3) for b in bands)}")
     text += ("| layer | " + " | ".join(f"λV = {b:.3g}" for b in bands)
              + " |\n|---|" + "---|" * len(bands) + "\n")
     for layer, cells, d, _ in rows:
         text += f"| {layer} | " + " | ".join(
+            "—" if c is None else
             (f"**{common.mean_std(c)}**" if i == d else common.mean_std(c))
             for i, c in enumerate(cells)) + " |\n"
     text += (f"\nError % in the paper's metric (mean ± std over images), as Table 1: "
@@ -88,5 +98,6 @@ def _report(rows, bands, stages, family, photos, args) -> str:
              "| layer | " + " | ".join(f"λV = {b:.3g}" for b in bands)
              + " |\n|---|" + "---|" * len(bands) + "\n")
     for layer, _, d, sq in rows:
-        text += f"| {layer} | " + " | ".join(common.mean_std(c) for c in sq) + " |\n"
+        text += f"| {layer} | " + " | ".join(
+            "—" if c is None else common.mean_std(c) for c in sq) + " |\n"
     return text

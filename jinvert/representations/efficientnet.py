@@ -486,7 +486,7 @@ def efficientnet_lite0(params=None, layer: str = "logits", *,
         description=f"EfficientNet-Lite0 (ImageNet), tap {layer}",
         apply=apply, preprocess_fn=preprocess, deprocess_fn=deprocess,
         channels=3, input_size=INPUT_SIZE, sigma=SIGMA,
-        defaults=layer_defaults(layer), validate=_validate)
+        defaults=layer_defaults(layer), validate=_validate, pixel_range=PIXEL_RANGE)
 
 
 def from_spec(layer: str) -> Representation:

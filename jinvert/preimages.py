@@ -1,0 +1,237 @@
+"""Natural pre-images beyond inversion: activation maximisation and
+caricatures (Mahendran & Vedaldi, IJCV 2016), on :func:`jinvert.invert`'s engine.
+
+The three visualisations differ only in the data term of the energy
+(:mod:`jinvert.terms`): inversion matches a code, activation maximisation
+raises ⟨Φ(x), W⟩ for weights W over the code (a neuron, a channel, a class
+logit), a caricature raises ⟨Φ(x), Φ0⟩ for the code Φ0 of a photo, so that
+what Φ detects in the photo is exaggerated. :func:`maximize` runs any data
+term (or a batch of them) through the same compiled step, loop, priors,
+parameterisations, jitter and vmapped samples as :func:`jinvert.invert`;
+:func:`caricature` is :func:`maximize` of :func:`jinvert.terms.caricature`
+started from the photo.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jinvert import images as im
+from jinvert import terms
+from jinvert.config import Config
+from jinvert.optimize import (InversionResult, _per_code_keys, _programs, _resolve_shape,
+                              _solve, per_call)
+from jinvert.parameterizations import Fourier, Pixels, pixels
+from jinvert.recipes import recipe
+
+Array = jax.Array
+
+
+def _code_shape(rep, shape) -> tuple[int, ...]:
+    return tuple(jax.eval_shape(rep.apply, jax.ShapeDtypeStruct(shape, jnp.float32)).shape)
+
+
+def _check_objective(objective, code_shape) -> terms.Term:
+    """The objective's leaves must have one code's shape (or be scalars)."""
+    for leaf in jax.tree_util.tree_leaves(objective):
+        if jnp.ndim(leaf) and tuple(jnp.shape(leaf)) != tuple(code_shape):
+            raise ValueError(f"the objective's arrays must have the shape of one code "
+                             f"{tuple(code_shape)}, got an array of shape "
+                             f"{tuple(jnp.shape(leaf))}")
+    return objective
+
+
+def maximize(rep, objective, *, key, shape=None, samples: int = 1,
+             config: Config | None = None, optimizer: optax.GradientTransformation | None = None,
+             parameterization=None, transforms=None, progress=None,
+             start=0.1, iterations_per_call: int | None = None) -> InversionResult:
+    """Images that minimise ``objective + regularisers``: activation
+    maximisation (and caricatures) with :func:`jinvert.invert`'s engine.
+
+    Args:
+      rep: a :class:`jinvert.Representation`.
+      objective: a data term of :mod:`jinvert.terms` over one code
+        (``activation(W, Z)``, ``caricature(Φ0)``, ``inversion(Φ0)``, or a
+        composition ``a + 0.5 * b``), or a list of B such terms built alike
+        (a batch: B problems optimised together).
+      key: a ``jax.random`` key (same key, same images).
+      shape: ``(H, W)`` or ``(H, W, C)``; default ``rep.input_size``.
+      samples: images per objective from independent random starts (vmapped).
+      config: a :class:`jinvert.Config` for the regularisers and the schedule;
+        default :func:`maximize_config` (the IJCV recipe: bounded range, V²,
+        jitter, Adam), sized to ``shape`` unless its ``sigma`` is set.
+      optimizer, parameterization, transforms, progress, iterations_per_call:
+        as for :func:`jinvert.invert` (default ``config.optimizer()``,
+        pixels, ``jitter(config.jitter)``, a bar where someone watches, the
+        backend's iterations per compiled call).
+      start: where each sample starts: a number s, the inversion's random
+        start (unit-norm noise in u) times s (default 0.1: faint noise; 1 is
+        the paper's start, whose noise the maximisation does not remove in a
+        few hundred steps), or an input-space image ``(H, W, C)`` (pixels
+        parameterisation only).
+
+    Returns:
+      :class:`jinvert.InversionResult`: ``images`` ``(samples, H, W, C)`` in
+      the input space (``(B, samples, ...)`` for a list), their ``codes``,
+      ``history`` of every term (``"data"`` is the objective's value) and
+      the sized ``config``.
+
+    Raises:
+      ValueError: an objective that is not a term or whose arrays do not have
+        the code's shape, objectives of a list built differently, a bad
+        ``start``, ``samples``, ``config`` or ``optimizer``.
+    """
+    batched = isinstance(objective, (list, tuple))
+    shape = _resolve_shape(rep, shape)
+    code_shape = _code_shape(rep, shape)
+    objectives = list(objective) if batched else [objective]
+    for o in objectives:
+        if not isinstance(o, terms.Term):
+            raise ValueError(f"objective must be a jinvert.terms term (activation, caricature, "
+                             f"inversion, or a sum of them), got {type(o).__name__}")
+        _check_objective(o, code_shape)
+    energy = terms.stack(objectives)
+    if config is None:
+        config = maximize_config(rep)
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be a jinvert.Config, got {type(config).__name__}")
+    if isinstance(samples, bool) or int(samples) != samples or samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    samples = int(samples)
+    if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
+        raise ValueError(f"optimizer must be an optax.GradientTransformation, got "
+                         f"{optimizer!r}")
+    parameterization = pixels() if parameterization is None else parameterization
+    count = len(objectives)
+    _per_code_keys(key, (count,), False)  # one key
+    config = config.sized(shape, rep.sigma)
+    if optimizer is None:  # after sizing: Adam's learning rate depends on the size
+        optimizer = config.optimizer()
+
+    programs = _programs(rep, shape, count * samples)
+    # start() wants a batch of codes for its sizes; the norms it returns
+    # belong to inversion and are not used here.
+    placeholder = jnp.ones((count, 1), jnp.float32)
+    params, tkeys, _ = programs.start(key, placeholder, placeholder, samples=samples,
+                                      per_code_keys=False, parameterization=parameterization)
+    if isinstance(start, (int, float)) and not isinstance(start, bool):
+        if not (np.isfinite(start) and start >= 0):
+            raise ValueError(f"start must be a non-negative number or an image, got {start!r}")
+        if not isinstance(parameterization, (Pixels, Fourier)):
+            raise ValueError("a start scale needs a linear parameterisation (pixels, fourier)")
+        params = jax.tree_util.tree_map(lambda p: p * jnp.float32(start), params)
+    elif start is not None:
+        if not isinstance(parameterization, Pixels):
+            raise ValueError("start= needs the pixels parameterisation (the paper's)")
+        x0 = jnp.asarray(start, jnp.float32)
+        if tuple(x0.shape) != tuple(shape) or not bool(jnp.all(jnp.isfinite(x0))):
+            raise ValueError(f"start must be a finite input-space image of shape {shape}, "
+                             f"got shape {tuple(x0.shape)}")
+        params = jnp.broadcast_to(x0 / jnp.float32(config.sigma), params.shape)
+    images, codes, history = _solve(
+        programs, params, tkeys, (energy, terms.priors(config)), config=config,
+        optimizer=optimizer, parameterization=parameterization, transforms=transforms,
+        progress=progress,
+        iterations_per_call=per_call(iterations_per_call, jax.default_backend()))
+    if not batched:
+        images, codes = images[0], codes[0]
+        history = {k: v[0] for k, v in history.items()}
+    return InversionResult(images=images, codes=codes, history=history, config=config)
+
+
+#: Adam's first learning rate of :func:`maximize_config` (u = x/σ per step):
+#: 1e-3, the IJCV recipe's for inversion, left EfficientNet-Lite0's class
+#: maxima full of high-frequency patterns in 80 steps; 1e-4 did not.
+MAXIMIZE_LEARNING_RATE = 1e-4
+
+
+def maximize_config(rep, *, data_weight: float = 1.0) -> Config:
+    """The default settings of :func:`maximize`: the IJCV recipe
+    (:func:`jinvert.recipe`) with data weight C = ``data_weight`` (the
+    data term −1 at a natural photo's level outweighs the priors of a
+    natural photo, each about 1/C) and Adam at a constant
+    :data:`MAXIMIZE_LEARNING_RATE` for the representation's number of
+    iterations (400 for EfficientNet-Lite0; ``.with_iterations(N)``)."""
+    config = recipe(rep, "ijcv", data_weight=data_weight)
+    # One stage at a constant rate: with the inversion schedule's tenfold
+    # drops a short run would spend most of its steps barely moving.
+    return config.replace(learning_rate=MAXIMIZE_LEARNING_RATE, stages=(config.iterations,))
+
+
+#: C of a caricature's default settings. The IJCV regularisers of a natural
+#: photo are several times its data term (−1) at C = 1 (EfficientNet-Lite0
+#: block4, astronaut: V² 4.3, bounded range 1.4), so a caricature started
+#: from the photo would mostly smooth it; C = 10 lets the data term lead.
+CARICATURE_DATA_WEIGHT = 10.0
+
+
+def caricature(rep, image, *, key, mask=None, samples: int = 1, config: Config | None = None,
+               from_image: bool = True, **options) -> InversionResult:
+    """A caricature of ``image``: the patterns ``rep`` detects in it,
+    exaggerated (:func:`jinvert.terms.caricature`, −⟨Φ(x), Φ0⟩ / ||Φ0||²).
+
+    Args:
+      rep: a :class:`jinvert.Representation`.
+      image: the photo in rep's input space ``(H, W, C)`` (``rep.preprocess``).
+      key: a ``jax.random`` key.
+      mask: optional 0/1 mask over the code (exaggerate only part of it).
+      samples: caricatures (they differ by their jitter, or by their noise
+        when ``from_image`` is False).
+      config: default ``maximize_config(rep, data_weight=CARICATURE_DATA_WEIGHT)``.
+      from_image: start from the photo (default) or from faint random noise.
+      **options: ``optimizer``, ``parameterization``, ``transforms``,
+        ``progress`` as for :func:`maximize`.
+
+    Returns:
+      as :func:`maximize`; ``history["data"]`` is −1 at the photo itself.
+    """
+    x0 = jnp.asarray(image, jnp.float32)
+    if x0.ndim != 3:
+        raise ValueError(f"image must be one input-space image (H, W, C), got shape "
+                         f"{tuple(x0.shape)}")
+    objective = terms.caricature(rep(x0), mask)
+    if config is None:
+        config = maximize_config(rep, data_weight=CARICATURE_DATA_WEIGHT)
+    return maximize(rep, objective, key=key, shape=x0.shape, samples=samples, config=config,
+                    start=x0 if from_image else 0.1, **options)
+
+
+def activation_scale(rep, weights, photos=None, *, size=None) -> float:
+    """Z for :func:`jinvert.terms.activation`: the largest |⟨Φ(x), W⟩| over
+    natural photos ``x`` (so the data term is about −1 where natural photos
+    excite W most; 1.0 when they give 0 everywhere).
+
+    Args:
+      rep: a :class:`jinvert.Representation`.
+      weights: W, the shape of the code of an image of ``size``.
+      photos: images in [0, 1] ``(H, W, 3)``, resized and cropped to
+        ``size``; default the bundled astronaut and scikit-image's chelsea,
+        coffee, rocket and camera.
+      size: ``(H, W)``; default ``rep.input_size``, or 227 × 227 for
+        representations of any size.
+
+    Raises:
+      ValueError: weights that do not have the code's shape.
+    """
+    if photos is None:
+        import skimage.data
+
+        photos = [im.load_image()] + [
+            im.to_rgb(np.asarray(getattr(skimage.data, n)(), np.float32) / 255.0)
+            for n in ("chelsea", "coffee", "rocket", "camera")]
+    if size is None:
+        size = tuple(rep.input_size) if rep.input_size is not None else (227, 227)
+    size = tuple(int(s) for s in size)
+    xs = jnp.stack([rep.preprocess(im.resize_and_crop(np.asarray(p, np.float32), size))
+                    for p in photos])
+    w = jnp.asarray(weights, jnp.float32)
+    codes = jax.jit(rep.batch_apply)(xs)
+    if tuple(codes.shape[1:]) != tuple(w.shape):
+        raise ValueError(f"weights of shape {tuple(w.shape)} do not fit codes of shape "
+                         f"{tuple(codes.shape[1:])}")
+    values = jnp.sum(codes * w, axis=tuple(range(1, codes.ndim)))
+    z = float(jnp.max(jnp.abs(values)))
+    return z if z > 0 else 1.0
