@@ -107,41 +107,6 @@ def reference_norm2(reference: Array, mask: Array) -> Array:
     return jnp.sum((mask * reference) ** 2, axis=tuple(range(1, reference.ndim)))
 
 
-def energy_terms(apply: Callable[[Array], Array], u: Array, reference: Array,
-                 mask: Array | None = None, *, sigma: float,
-                 lambda_alpha: float, alpha: float, lambda_tv: float,
-                 beta: float, reference_norm2: Array | None = None
-                 ) -> dict[str, Array]:
-    """The terms of eq. 3 for one normalised image.
-
-    Args:
-      apply: Φ, unbatched ``(H, W, C) -> code``.
-      u: normalised image ``x/σ``, ``(H, W, C)`` float32.
-      reference: Φ0, the code to match.
-      mask: optional mask over the code (see :mod:`jinvert.masks`).
-      sigma: σ, so that Φ is evaluated at ``σ·u`` (the input space).
-      lambda_alpha, alpha, lambda_tv, beta: the paper's λα, α, λV, β.
-      reference_norm2: ||M ⊙ Φ0||² if already known.
-
-    Returns:
-      dict of scalars ``{"data", "alpha", "tv", "total"}``; ``alpha`` and
-      ``tv`` already multiplied by their λ, ``total`` their sum (E).
-    """
-    data = data_term(apply(sigma * u), reference, mask, reference_norm2)
-    return with_priors(data, u, lambda_alpha=lambda_alpha, alpha=alpha,
-                       lambda_tv=lambda_tv, beta=beta)
-
-
-def with_priors(data: Array, u: Array, *, lambda_alpha: float, alpha: float,
-                lambda_tv: float, beta: float) -> dict[str, Array]:
-    """The terms of eq. 3 given the data term: ``{"data", "alpha", "tv",
-    "total"}`` with λα·Σ|u|^α and λV·V^β(u) of the normalised image ``u``
-    ``(H, W, C)``, and ``total`` = E, their sum with ``data`` (scalars)."""
-    a = lambda_alpha * alpha_norm(u, alpha)
-    v = lambda_tv * total_variation(u, beta)
-    return {"data": data, "alpha": a, "tv": v, "total": data + a + v}
-
-
 def batch_terms(phi: Callable[[Array], Array], u: Array, energy, *, sigma,
                 seen: Array | None = None) -> dict[str, Array]:
     """The terms of the energy for a ``(B, S)`` batch: what :func:`jinvert.invert`
@@ -223,11 +188,13 @@ def objective(rep, image: Array, reference: Array | None = None, mask: Array | N
 
     if (reference is None) == (data is None):
         raise ValueError("give either reference (inversion) or data (a jinvert.terms term)")
-    image = jnp.asarray(image, jnp.float32)
+    image = jnp.asarray(image)
+    if not jnp.issubdtype(image.dtype, jnp.floating):
+        image = image.astype(jnp.float32)
     config = (rep.defaults if config is None else config).sized(image.shape, rep.sigma)
-    sigma = jnp.float32(config.sigma)
+    sigma = jnp.asarray(config.sigma, image.dtype)  # float64 images stay float64
     if data is None:
-        reference = jnp.asarray(reference, jnp.float32)[None]
+        reference = jnp.asarray(reference, image.dtype)[None]
         m = jnp.ones_like(reference) if mask is None else (jnp.asarray(mask) != 0).astype(
             jnp.float32).reshape(reference.shape)
         energy = paper_energy(config, reference, m, reference_norm2(reference, m))
