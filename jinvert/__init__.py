@@ -6,13 +6,15 @@ Representations (each a :class:`Representation`): :func:`hog`, :func:`dsift`,
 and the paper's optimiser :func:`paper_sgd` (an optax transformation).
 Beyond the paper: image parameterisations (:func:`pixels`, :func:`fourier`,
 :func:`deep_image_prior`), transforms (:func:`jitter`, :func:`compose`), any
-optax optimiser (``invert(..., optimizer=optax.adam(1e-3))``) and :func:`ssim`.
+optax optimiser (``invert(..., optimizer=optax.adam(1e-3))``), :func:`ssim`
+and a learned feed-forward decoder, also a warm start (:mod:`jinvert.decoders`,
+``invert(..., init=decoder)``).
 Error metric of the paper: :func:`reconstruction_error`. Pictures:
 :func:`render_hog`. Masks over codes: :func:`central_mask`,
 :func:`group_mask`.
 """
 
-from jinvert import images, masks, metrics, objective, weights
+from jinvert import decoders, images, masks, metrics, objective, weights
 from jinvert.config import Config, paper_sgd
 from jinvert.flax_layer import flax_layer
 from jinvert.hog_render import render_hog
@@ -34,5 +36,5 @@ __all__ = [
     "invert", "InversionResult", "Config", "paper_sgd", "flax_layer", "reconstruction_error", "relative_error",
     "render_hog", "central_mask", "group_mask", "ssim",
     "pixels", "fourier", "deep_image_prior", "jitter", "compose",
-    "images", "masks", "metrics", "objective", "weights",
+    "images", "masks", "metrics", "objective", "weights", "decoders",
 ]
