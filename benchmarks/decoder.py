@@ -11,14 +11,16 @@ the paper's metric (:func:`jinvert.reconstruction_error`, normalised over
 these photos' codes; mean ± std in %, the squared variant beside):
 
 * the decoder alone (one forward pass);
-* the paper's optimisation from noise (kept in ``--out`` and reused by a
-  later run with the same photos and seed; its defaults; the schedule of
+* the paper's optimisation from noise (its defaults; the schedule of
   4 × 200 iterations scaled to each count of ``--iterations`` by
   ``Config.with_iterations``);
 * the same optimisation started from the decoder's output
-  (``invert(..., init=decoder)``, ``init_noise`` 0.1), at each count.
+  (``invert(..., init=decoder)``, ``init_noise`` 0.1 or ``--init-noise``),
+  at each count (``--single-stage``: all at the first learning rate).
 
-Keys: one per photo (``common.image_key`` of seed 0), as Table 1's. Writes
+Every run's images and codes are kept under ``--out`` and reused by a later
+call (the runs from noise also for another decoder). Keys: one per photo
+(``common.image_key`` of seed 0), as Table 1's. Writes
 ``decoder.md`` (and ``decoder.json``) under ``--out`` and, with
 ``--figure``, a labelled montage of the first four photos: original, decoder,
 from noise, from the decoder (at 80 and at the last count).
@@ -27,6 +29,7 @@ from noise, from the decoder (at 80 and at the last count).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -55,11 +58,15 @@ def errors(codes, refs) -> tuple[np.ndarray, np.ndarray]:
             100 * jinvert.reconstruction_error(codes, refs, squared=True))
 
 
-def invert_all(rep, refs, keys, shape, iterations, init=None):
-    """Images and codes of one run over all photos (one batch)."""
-    config = rep.defaults.with_iterations(iterations)
+def invert_all(rep, refs, keys, shape, iterations, init=None, single_stage=False,
+               init_noise=0.1):
+    """Images and codes of one run over all photos (one batch): the paper's
+    schedule scaled to ``iterations``, or with ``single_stage`` all of them
+    at its first learning rate."""
+    config = (rep.defaults.replace(stages=(iterations,)) if single_stage
+              else rep.defaults.with_iterations(iterations))
     result = jinvert.invert(rep, refs, key=keys, shape=shape, config=config, init=init,
-                            progress=False)
+                            init_noise=init_noise, progress=False)
     images, codes = np.asarray(result.images)[:, 0], np.asarray(result.codes)[:, 0]
     if not (np.all(np.isfinite(images)) and np.all(np.isfinite(codes))):
         raise RuntimeError(f"a run of {iterations} iterations diverged (init {init!r})")
@@ -76,6 +83,11 @@ def main(argv=None) -> int:
     parser.add_argument("--noise-iterations", default=None,
                         help="counts for the runs from noise (default: --iterations)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init-noise", type=float, default=0.1,
+                        help="invert's init_noise for the runs from the decoder (0.1)")
+    parser.add_argument("--single-stage", action="store_true",
+                        help="run every count at the paper's first learning rate (one "
+                             "stage, no decay) instead of its schedule scaled to the count")
     parser.add_argument("--out", default="decoder-benchmark", metavar="DIR")
     parser.add_argument("--figure", metavar="PNG")
     args = parser.parse_args(argv)
@@ -85,7 +97,7 @@ def main(argv=None) -> int:
     photos = common.load_image_set(args.images)[args.first - 1:args.last]
     counts = [int(n) for n in args.iterations.split(",") if n]
     noise_counts = ([int(n) for n in args.noise_iterations.split(",") if n]
-                    if args.noise_iterations else counts)
+                    if args.noise_iterations is not None else counts)
     xs = np.stack([common.prepare(rep, p) for p in photos])
     refs = common.compute_codes(rep, xs)
     shape = xs.shape[1:]
@@ -100,23 +112,30 @@ def main(argv=None) -> int:
     rows.append(("decoder alone (one pass)", 0, *errors(decoded_codes, refs), seconds))
     pictures["decoder"] = decoded
     os.makedirs(args.out, exist_ok=True)
+    with open(args.decoder, "rb") as f:
+        fingerprint = hashlib.sha256(f.read()).hexdigest()[:12]
     for start, runs in (("noise", noise_counts), ("decoder", counts)):
         for n in runs:
-            # The runs from noise do not depend on the decoder: kept under
-            # --out and reused by a later benchmark of another decoder.
-            cache = os.path.join(args.out, f"noise-{n}-seed{args.seed}.npz")
+            # Every run is kept under --out and reused by a later call (the
+            # runs from noise by the benchmark of another decoder too).
+            tag = ("noise" if start == "noise" else f"decoder-{fingerprint}") + \
+                ("-single" if args.single_stage else "") + \
+                (f"-noise{args.init_noise:g}" if start != "noise" and args.init_noise != 0.1
+                 else "")
+            cache = os.path.join(args.out, f"{tag}-{n}-seed{args.seed}.npz")
             t0 = time.perf_counter()
-            if start == "noise" and os.path.exists(cache):
+            if os.path.exists(cache):
                 with np.load(cache) as f:
                     assert list(f["names"]) == [p.name for p in photos], cache
                     images, codes, seconds = f["images"], f["codes"], float(f["seconds"])
             else:
                 images, codes = invert_all(rep, refs, keys, shape, n,
-                                           init=None if start == "noise" else decoder)
+                                           init=None if start == "noise" else decoder,
+                                           single_stage=args.single_stage,
+                                           init_noise=args.init_noise)
                 seconds = time.perf_counter() - t0
-                if start == "noise":
-                    np.savez(cache, images=images, codes=codes, seconds=seconds,
-                             names=np.asarray([p.name for p in photos]))
+                np.savez(cache, images=images, codes=codes, seconds=seconds,
+                         names=np.asarray([p.name for p in photos]))
             label = NOISE if start == "noise" else WARM
             rows.append((label, n, *errors(codes, refs), seconds))
             pictures[f"{start}/{n}"] = images
@@ -132,6 +151,9 @@ def main(argv=None) -> int:
             f"{decoder.training.get('step')} steps)\n"
             f"- held-out photos: {args.first}–{args.last} of `{args.images}` (sorted), "
             f"{len(photos)} photos, 227 × 227 grey\n"
+            f"- init_noise of the runs from the decoder: {args.init_noise:g}\n"
+            f"- schedule: " + ("one stage at lr 0.004 (no decay)" if args.single_stage
+                               else "the paper's 4 stages scaled to the count") + "\n"
             f"- device: {dev.platform} ({dev.device_kind})\n- command: `{command}`\n\n"
             "| start | iterations | error % (paper's metric) | squared variant % | seconds |\n"
             "|---|---|---|---|---|\n")
