@@ -59,12 +59,17 @@ def errors(codes, refs) -> tuple[np.ndarray, np.ndarray]:
 
 
 def invert_all(rep, refs, keys, shape, iterations, init=None, single_stage=False,
-               init_noise=0.1):
+               init_noise=0.1, skip_stages=0):
     """Images and codes of one run over all photos (one batch): the paper's
     schedule scaled to ``iterations``, or with ``single_stage`` all of them
-    at its first learning rate."""
-    config = (rep.defaults.replace(stages=(iterations,)) if single_stage
-              else rep.defaults.with_iterations(iterations))
+    at its first learning rate; ``skip_stages``: the paper's schedule
+    without its first stages (starting at a tenth of the rate for each)."""
+    config = rep.defaults
+    if skip_stages:
+        config = config.replace(learning_rate=config.learning_rate / 10 ** skip_stages,
+                                stages=config.stages[skip_stages:])
+    config = (config.replace(stages=(iterations,)) if single_stage
+              else config.with_iterations(iterations))
     result = jinvert.invert(rep, refs, key=keys, shape=shape, config=config, init=init,
                             init_noise=init_noise, progress=False)
     images, codes = np.asarray(result.images)[:, 0], np.asarray(result.codes)[:, 0]
@@ -85,6 +90,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init-noise", type=float, default=0.1,
                         help="invert's init_noise for the runs from the decoder (0.1)")
+    parser.add_argument("--skip-stages", type=int, default=0,
+                        help="runs from the decoder: leave out the first K stages of the "
+                             "paper's schedule (start at lr 0.004/10^K; default 0)")
     parser.add_argument("--single-stage", action="store_true",
                         help="run every count at the paper's first learning rate (one "
                              "stage, no decay) instead of its schedule scaled to the count")
@@ -121,7 +129,8 @@ def main(argv=None) -> int:
             tag = ("noise" if start == "noise" else f"decoder-{fingerprint}") + \
                 ("-single" if args.single_stage else "") + \
                 (f"-noise{args.init_noise:g}" if start != "noise" and args.init_noise != 0.1
-                 else "")
+                 else "") + \
+                (f"-skip{args.skip_stages}" if start != "noise" and args.skip_stages else "")
             cache = os.path.join(args.out, f"{tag}-{n}-seed{args.seed}.npz")
             t0 = time.perf_counter()
             if os.path.exists(cache):
@@ -132,7 +141,9 @@ def main(argv=None) -> int:
                 images, codes = invert_all(rep, refs, keys, shape, n,
                                            init=None if start == "noise" else decoder,
                                            single_stage=args.single_stage,
-                                           init_noise=args.init_noise)
+                                           init_noise=args.init_noise,
+                                           skip_stages=0 if start == "noise"
+                                           else args.skip_stages)
                 seconds = time.perf_counter() - t0
                 np.savez(cache, images=images, codes=codes, seconds=seconds,
                          names=np.asarray([p.name for p in photos]))
@@ -151,7 +162,8 @@ def main(argv=None) -> int:
             f"{decoder.training.get('step')} steps)\n"
             f"- held-out photos: {args.first}–{args.last} of `{args.images}` (sorted), "
             f"{len(photos)} photos, 227 × 227 grey\n"
-            f"- init_noise of the runs from the decoder: {args.init_noise:g}\n"
+            f"- init_noise of the runs from the decoder: {args.init_noise:g}; stages of "
+            f"the paper's schedule they skip: {args.skip_stages}\n"
             f"- schedule: " + ("one stage at lr 0.004 (no decay)" if args.single_stage
                                else "the paper's 4 stages scaled to the count") + "\n"
             f"- device: {dev.platform} ({dev.device_kind})\n- command: `{command}`\n\n"
@@ -185,7 +197,10 @@ def main(argv=None) -> int:
         figures.save(args.figure, tiles, labels, columns=3 + len(warm),
                      title=f"{decoder.rep}: a learned decoder, the paper's optimisation from "
                            f"noise, and the optimisation started from the decoder "
-                           f"(held-out photos)")
+                           f"(held-out photos)",
+                     caption="error: the paper's metric, ||Phi(x*) - Phi(x)|| / N_Phi, N_Phi "
+                             "the mean distance between the codes of two different held-out "
+                             "photos")
     return 0
 
 

@@ -92,7 +92,8 @@ def test_load_refuses_other_files(tmp_path):
 
 
 def test_resumed_training_ends_where_an_uninterrupted_one_does(photos, tmp_path):
-    settings = dataclasses.replace(TINY, steps=8)
+    # With the feature loss (the default's), so that its path runs too.
+    settings = dataclasses.replace(TINY, steps=8, feature_weight=1.0)
     full, _ = decoders.train("hog", photos, settings, log=None)
     ckpt = str(tmp_path / "ckpt.npz")
 
@@ -109,7 +110,7 @@ def test_resumed_training_ends_where_an_uninterrupted_one_does(photos, tmp_path)
     resumed, losses = decoders.train("hog", photos, settings, checkpoint=ckpt,
                                      checkpoint_every=4, resume=True, log=lines.append)
     assert lines[0].startswith("resumed from") and "step 4/8" in lines[0]
-    assert len(losses) == 4
+    assert len(losses) == 4 and np.all(np.isfinite(losses))
     for a, b in zip(jax.tree_util.tree_leaves(full.params),
                     jax.tree_util.tree_leaves(resumed.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -194,7 +195,7 @@ def test_cli_trains_a_decoder_and_starts_from_it(tmp_path, capsys):
     images.save_image(folder / "b.png", photo[:, 56:])
     out = str(tmp_path / "dec.npz")
     assert cli.main(["train-decoder", "--images", str(folder), "--out", out, "--steps", "4",
-                     "--batch-size", "2", "--crop", "32", "--width", "8", "--blocks", "0",
+                     "--batch-size", "2", "--crop", "32", "--width", "8", "--blocks", "0", "--feature-weight", "0",
                      "--checkpoint-every", "2"]) == 0
     assert os.path.exists(out) and os.path.exists(str(tmp_path / "dec.ckpt.npz"))
     err = capsys.readouterr().err
