@@ -13,7 +13,7 @@ from jinvert import cli, decoders, images
 
 #: A tiny network and short run: these tests check behaviour, not quality.
 TINY = decoders.TrainSettings(steps=60, batch_size=8, crop=32, learning_rate=5e-3,
-                              width=8, blocks=1, seed=0)
+                              feature_weight=0.0, width=8, blocks=1, seed=0)
 
 
 @pytest.fixture(scope="module")
