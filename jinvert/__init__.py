@@ -6,7 +6,9 @@ Representations (each a :class:`Representation`): :func:`hog`, :func:`dsift`,
 and the paper's optimiser :func:`paper_sgd` (an optax transformation).
 Beyond the paper: image parameterisations (:func:`pixels`, :func:`fourier`,
 :func:`deep_image_prior`), transforms (:func:`jitter`, :func:`compose`), any
-optax optimiser (``invert(..., optimizer=optax.adam(1e-3))``) and :func:`ssim`.
+optax optimiser (``invert(..., optimizer=optax.adam(1e-3))``), :func:`ssim`
+and a learned feed-forward decoder, also a warm start (:mod:`jinvert.decoders`,
+``invert(..., init=decoder)``).
 Beyond the paper, its sequel's (IJCV 2016) natural pre-images on the same
 engine: activation maximisation (:func:`maximize`), caricatures
 (:func:`caricature`), the energy's terms (:mod:`jinvert.terms`) and the
@@ -16,7 +18,8 @@ IJCV recipe (:func:`recipe`). Error metric of the paper: :func:`reconstruction_e
 :func:`compilation_cache.enable`.
 """
 
-from jinvert import compilation_cache, images, masks, metrics, objective, terms, weights
+from jinvert import (compilation_cache, decoders, images, masks, metrics, objective, terms,
+                     weights)
 from jinvert.config import Config, paper_sgd
 from jinvert.flax_layer import flax_layer
 from jinvert.hog_render import render_hog
@@ -41,5 +44,6 @@ __all__ = [
     "render_hog", "central_mask", "group_mask", "ssim",
     "pixels", "fourier", "deep_image_prior", "jitter", "compose",
     "maximize", "caricature", "activation_scale", "recipe",
-    "compilation_cache", "images", "masks", "metrics", "objective", "terms", "weights",
+    "compilation_cache", "decoders", "images", "masks", "metrics", "objective", "terms",
+    "weights",
 ]

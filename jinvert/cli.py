@@ -5,6 +5,7 @@
     jinvert caricature [IMAGE] --rep efficientnet:TAP
     jinvert weights fetch NAME [--url URL]
     jinvert reproduce NAME [--images DIR] [--limit N] [--iterations N] [--out DIR]
+    jinvert train-decoder --rep hog --images DIR --out FILE [--steps N] [--resume]
 
 Every error a user can cause (a missing image, an unknown representation, a
 blank image, a bad option) ends in one line ``jinvert: error: ...`` on
@@ -175,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--out", metavar="FILE",
                      help="output PNG (default: IMAGESTEM-REP.png in the current folder, "
                           "e.g. astronaut-hog.png)")
+    inv.add_argument("--init", default="noise", metavar="START",
+                     help="where the optimisation starts: 'noise' (the paper) or "
+                          "'decoder:FILE', the output of a decoder trained by 'jinvert "
+                          "train-decoder' (beyond the paper: fewer iterations needed)")
+    inv.add_argument("--init-noise", type=_non_negative_float, default=0.1, metavar="X",
+                     help="with --init decoder:FILE, the norm of the noise added to the "
+                          "decoder's output (in units of sigma; the paper's noise start has "
+                          "norm 1), so that samples differ (default: 0.1)")
 
     wts = sub.add_parser("weights", help="download pretrained CNN weights",
                          description="Manage pretrained CNN weights.")
@@ -187,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: the library's)")
     _add_preimage_parsers(sub)
     reproduce.add_subparser(sub)
+    _add_train_decoder(sub)
     return parser
 
 
@@ -252,6 +262,57 @@ def _add_preimage_parsers(sub) -> None:
     car.add_argument("image", nargs="?", metavar="IMAGE",
                      help="image file; default: the bundled astronaut photo")
     _add_common_preimage_options(car)
+
+
+def _add_train_decoder(sub) -> None:
+    """The ``train-decoder`` subcommand (:func:`jinvert.decoders.train`)."""
+    from jinvert.decoders import TrainSettings
+
+    d = TrainSettings()
+    t = sub.add_parser(
+        "train-decoder", help="train a feed-forward decoder from codes to images",
+        description=_wrap("Beyond the paper: train a small convolutional network that "
+                          "maps a representation's code back to an image in one pass "
+                          "(a learned inverter, like HOGgle), on random crops, flips and "
+                          "rescales of the photos in DIR. Its weights file gives an "
+                          "instant reconstruction and a warm start for 'jinvert invert "
+                          "--init decoder:FILE'. Progress lines every 5 % of the steps; "
+                          "a checkpoint every --checkpoint-every steps, from which "
+                          "--resume continues to the weights an uninterrupted run gives."),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--rep", default="hog", choices=("hog", "hogb"),
+                   help="representation (default: hog)")
+    t.add_argument("--images", required=True, metavar="DIR",
+                   help="folder of training photos, taken in sorted file-name order")
+    t.add_argument("--limit", type=positive_int, metavar="N",
+                   help="train on the first N photos only (e.g. 80, holding out the rest)")
+    t.add_argument("--out", required=True, metavar="FILE",
+                   help="the trained decoder, a .npz file")
+    t.add_argument("--steps", type=positive_int, default=d.steps, metavar="N",
+                   help=f"optimiser steps (default: {d.steps})")
+    t.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="N",
+                   help=f"crops per step (default: {d.batch_size})")
+    t.add_argument("--crop", type=positive_int, default=d.crop, metavar="PIXELS",
+                   help=f"side of the square training crops, a multiple of 8 "
+                        f"(default: {d.crop})")
+    t.add_argument("--learning-rate", type=_non_negative_float, default=d.learning_rate,
+                   metavar="LR", help=f"Adam's peak learning rate (default: {d.learning_rate})")
+    t.add_argument("--feature-weight", type=_non_negative_float, default=d.feature_weight,
+                   metavar="X", help="weight of the feature loss ||phi(decoded) - "
+                                     "phi0||^2/||phi0||^2 beside the pixel loss "
+                                     f"(default: {d.feature_weight})")
+    t.add_argument("--width", type=positive_int, default=d.width, metavar="C",
+                   help=f"channels at the code's resolution (default: {d.width})")
+    t.add_argument("--blocks", type=int, default=d.blocks, metavar="N",
+                   help=f"residual blocks at the code's resolution (default: {d.blocks})")
+    t.add_argument("--seed", type=int, default=d.seed, metavar="S",
+                   help=f"seed of the initial weights and of the batches (default: {d.seed})")
+    t.add_argument("--checkpoint", metavar="FILE",
+                   help="checkpoint file (default: OUT with .ckpt.npz)")
+    t.add_argument("--checkpoint-every", type=positive_int, default=200, metavar="N",
+                   help="steps between checkpoints (default: 200)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint, if there is one")
 
 
 def _prepare_image(rep, image, args):
@@ -356,10 +417,12 @@ def _run_invert(args) -> int:
         config = config.with_iterations(args.iterations)
     total = config.iterations
 
+    init = _initial(args, rep)
     start = time.perf_counter()
     # progress=True: a bar on a terminal, plain lines in a log (jinvert.progress).
     result = invert(rep, code, shape=tuple(x0.shape), key=jax.random.PRNGKey(args.seed),
                     samples=args.samples, config=config, progress=True,
+                    init=init, init_noise=args.init_noise,
                     **_beyond_the_paper(args, config))
     elapsed = time.perf_counter() - start
     if not np.all(np.isfinite(np.asarray(result.images))):
@@ -381,6 +444,53 @@ def _run_invert(args) -> int:
     print(f"{args.rep}: {args.samples} reconstruction(s) of {x0.shape[0]}x{x0.shape[1]}, "
           f"{total} iterations, {elapsed:.1f} s (compilation included)")
     print(f"wrote {out}")
+    return 0
+
+
+def _initial(args, rep):
+    """``invert``'s ``init`` from ``--init``: None (noise) or a decoder."""
+    if args.init == "noise":
+        return None
+    kind, _, path = args.init.partition(":")
+    if kind != "decoder" or not path:
+        raise ValueError(f"--init must be 'noise' or 'decoder:FILE', got {args.init!r}")
+    if args.parameterization != "pixels":
+        raise ValueError("--init decoder:FILE works with --parameterization pixels only")
+    from jinvert import decoders
+
+    decoder = decoders.load(path)
+    decoder.check(rep)
+    return decoder
+
+
+def _run_train_decoder(args) -> int:
+    from jinvert import decoders
+    from jinvert.experiments import common
+
+    if not args.out.lower().endswith(".npz"):
+        raise ValueError(f"the decoder is a .npz file; give --out a name ending in .npz, "
+                         f"got {args.out}")
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):
+        raise ValueError(f"output folder does not exist: {out_dir}")
+    settings = decoders.TrainSettings(
+        steps=args.steps, batch_size=args.batch_size, crop=args.crop,
+        learning_rate=args.learning_rate, feature_weight=args.feature_weight,
+        width=args.width, blocks=args.blocks, seed=args.seed)
+    photos = common.load_image_set(args.images, args.limit)
+    checkpoint = args.checkpoint or args.out[:-len(".npz")] + ".ckpt.npz"
+    names = f"{photos[0].name} ... {photos[-1].name}" if len(photos) > 1 else photos[0].name
+    print(f"jinvert: training a {args.rep} decoder on {len(photos)} photos of "
+          f"{os.path.abspath(args.images)} ({names}), {settings.steps} steps; "
+          f"checkpoints in {checkpoint}", file=sys.stderr, flush=True)
+    decoder, _ = decoders.train(
+        args.rep, [p.pixels for p in photos], settings, checkpoint=checkpoint,
+        checkpoint_every=args.checkpoint_every, resume=args.resume,
+        log=lambda line: print(f"jinvert: {line}", file=sys.stderr, flush=True),
+        description=f"{len(photos)} photos of {os.path.basename(os.path.abspath(args.images))}"
+                    f" in sorted order: {names}")
+    decoder.save(args.out)
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -460,6 +570,8 @@ def _dispatch(parser, argv) -> int:
     if args.command in ("maximize", "caricature"):
         from jinvert.experiments import preimages
         return preimages.run_command(args)
+    if args.command == "train-decoder":
+        return _run_train_decoder(args)
     return _run_weights(args)
 
 

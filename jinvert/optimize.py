@@ -386,10 +386,34 @@ def _check_codes(rep, code, shape, mask) -> tuple[Array, Array, bool]:
     return codes, m, batched
 
 
+def _warm_start(init, noise, rep, codes, shape, sigma, init_noise, parameterization):
+    """``init/σ + init_noise·noise``, broadcast to the ``(B, S, H, W, C)`` of
+    ``noise`` (the paper's start); see ``init`` in :func:`invert`."""
+    from jinvert.decoders import initial_images
+
+    if not isinstance(parameterization, type(pixels())):
+        raise ValueError("init (a warm start) works with the pixels parameterisation only")
+    if isinstance(init_noise, bool) or not (np.isfinite(init_noise) and init_noise >= 0):
+        raise ValueError(f"init_noise must be a finite number >= 0, got {init_noise!r}")
+    images = initial_images(init, rep, codes, shape)
+    batch, samples = noise.shape[:2]
+    layouts = {3: images[None, None], 4: images[:, None], 5: images}
+    ok = images.ndim in layouts and tuple(images.shape[-3:]) == tuple(shape)
+    if ok and images.ndim >= 4:
+        ok = images.shape[0] == batch and (images.ndim == 4 or images.shape[1] == samples)
+    if not ok:
+        raise ValueError(f"init must be images {tuple(shape)}, ({batch}, *{tuple(shape)}) "
+                         f"or ({batch}, {samples}, *{tuple(shape)}); got shape "
+                         f"{tuple(images.shape)}")
+    if not bool(jnp.all(jnp.isfinite(images))):
+        raise ValueError("init has NaN or infinite values")
+    return layouts[images.ndim] / sigma + jnp.float32(init_noise) * noise
+
+
 def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
            config: Config | None = None, optimizer: optax.GradientTransformation | None = None,
-           parameterization=None, transforms=None, progress=None,
-           iterations_per_call: int | None = None) -> InversionResult:
+           parameterization=None, transforms=None, progress=None, init=None,
+           init_noise: float = 0.1, iterations_per_call: int | None = None) -> InversionResult:
     """Find images whose code under ``rep`` is ``code`` (paper eq. 3).
 
     Args:
@@ -441,6 +465,16 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
         cost more than the step). Results equal those of one iteration per
         call up to float rounding (the same arithmetic, fused differently);
         a chunk never runs past a progress report.
+      init: beyond the paper, a warm start instead of noise: images x (not
+        u) in the input space, one ``(H, W, C)`` for every code, ``(B, H,
+        W, C)`` one per code, or ``(B, S, H, W, C)`` one per sample; or a
+        :class:`jinvert.decoders.Decoder` (or the path of its file), whose
+        output for each code is used. Sample s of code b then starts from
+        u = init/σ + ``init_noise``·n, n the unit-norm noise the paper's
+        start would have drawn for it, so samples still differ. Pixels
+        parameterisation only. ``None`` (default): the paper's noise start.
+      init_noise: the norm of the noise added to a warm start (in u = x/σ,
+        where the paper's start has norm 1 and a natural image about 1).
 
     Returns:
       :class:`InversionResult` with images in the input space (x = σu),
@@ -479,6 +513,9 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
     params, tkeys, norm2 = programs.start(key, codes, mask, samples=samples,
                                           per_code_keys=per_code_keys,
                                           parameterization=parameterization)
+    if init is not None:
+        params = _warm_start(init, params, rep, codes, shape, jnp.float32(config.sigma),
+                             init_noise, parameterization)
     images, out_codes, history = _solve(
         programs, params, tkeys, paper_energy(config, codes, mask, norm2), config=config,
         optimizer=optimizer, parameterization=parameterization, transforms=transforms,

@@ -1,0 +1,217 @@
+"""The learned decoder (jinvert.decoders) and invert's warm start (init=)."""
+
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jinvert
+from jinvert import cli, decoders, images
+
+#: A tiny network and short run: these tests check behaviour, not quality.
+TINY = decoders.TrainSettings(steps=60, batch_size=8, crop=32, learning_rate=5e-3,
+                              feature_weight=0.0, width=8, blocks=1, seed=0)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    from skimage import data
+    return [data.camera()[:200, :260].astype(np.float32) / 255.0,
+            data.astronaut()[40:260, 60:300].astype(np.float32) / 255.0]
+
+
+@pytest.fixture(scope="module")
+def trained(photos):
+    return decoders.train("hog", photos, TINY, log=None)
+
+
+def test_training_lowers_the_loss(trained, photos):
+    decoder, losses = trained
+    assert len(losses) == TINY.steps and np.all(np.isfinite(losses))
+    rep = jinvert.hog(texture=False)
+    pool = decoders.training_pool(rep, photos)
+    crops = jnp.asarray(pool[:, 40:104, 40:104])                 # 6 fixed 64 x 64 crops
+
+    def loss(d):  # the pixel loss, in units of the training pixels' RMS
+        return float(jnp.mean((d(rep(crops), crops.shape[1:]) - crops) ** 2)
+                     / decoder.pixel_scale ** 2)
+
+    fresh = decoders.new_decoder(rep, "hog", pool, TINY)
+    assert loss(decoder) < 0.5 * loss(fresh)
+    # Better than the best flat image of each crop (its own mean, which the
+    # decoder is not told): the decoder uses the code's structure.
+    flat = float(jnp.mean((crops - crops.mean(axis=(1, 2, 3), keepdims=True)) ** 2)
+                 / decoder.pixel_scale ** 2)
+    assert loss(decoder) < 0.9 * flat
+
+
+def test_decoder_is_fully_convolutional_and_fits_the_shape(trained):
+    decoder, _ = trained
+    rep = jinvert.hog(texture=False)
+    x = rep.preprocess(images.load_image()[:61, :75])          # 61 x 75: 8 x 9 cells
+    code = rep(x)
+    out = decoder(code, x.shape)
+    assert out.shape == x.shape
+    assert decoder(code).shape == (8 * code.shape[0], 8 * code.shape[1], 1)
+    # The edge-padded border repeats the last decoded row and column.
+    np.testing.assert_array_equal(out[-1], out[8 * code.shape[0] - 1])
+    # A batch decodes as its members one by one.
+    both = decoder(jnp.stack([code, 0.5 * code]), x.shape)
+    np.testing.assert_allclose(both[0], out, rtol=1e-5, atol=1e-3)
+
+
+def test_saved_decoder_reloads_to_identical_outputs(trained, tmp_path):
+    decoder, _ = trained
+    path = tmp_path / "hog.npz"
+    decoder.save(path)
+    again = decoders.load(path)
+    assert again.header() == decoder.header()
+    rep = jinvert.hog(texture=False)
+    code = rep(rep.preprocess(images.load_image()[:64, :64]))
+    np.testing.assert_array_equal(np.asarray(again(code)), np.asarray(decoder(code)))
+    # Readable without jinvert: NumPy and json.
+    import json
+    with np.load(path) as f:
+        header = json.loads(str(f["header"]))
+        assert header["rep"] == "hog" and header["architecture"]["code_channels"] == 27
+        assert "params/Conv_0/kernel" in f.files
+
+
+def test_load_refuses_other_files(tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        decoders.load(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a jinvert decoder"):
+        decoders.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a jinvert decoder"):
+        decoders.load(tmp_path / "other.npz")
+
+
+def test_resumed_training_ends_where_an_uninterrupted_one_does(photos, tmp_path):
+    # With the feature loss (the default's), so that its path runs too.
+    settings = dataclasses.replace(TINY, steps=8, feature_weight=1.0)
+    full, _ = decoders.train("hog", photos, settings, log=None)
+    ckpt = str(tmp_path / "ckpt.npz")
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(line):
+        if line.startswith("step 6/"):
+            raise Stop  # as a kill after step 6, before its checkpoint
+    with pytest.raises(Stop):
+        decoders.train("hog", photos, settings, checkpoint=ckpt, checkpoint_every=4,
+                       log=interrupt)
+    lines = []
+    resumed, losses = decoders.train("hog", photos, settings, checkpoint=ckpt,
+                                     checkpoint_every=4, resume=True, log=lines.append)
+    assert lines[0].startswith("resumed from") and "step 4/8" in lines[0]
+    assert len(losses) == 4 and np.all(np.isfinite(losses))
+    for a, b in zip(jax.tree_util.tree_leaves(full.params),
+                    jax.tree_util.tree_leaves(resumed.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match="other settings"):
+        decoders.train("hog", photos, dataclasses.replace(settings, seed=1),
+                       checkpoint=ckpt, resume=True, log=None)
+
+
+def _problem():
+    rep = jinvert.hog(texture=False)
+    x0 = rep.preprocess(images.load_image()[100:140, 80:128])  # 40 x 48
+    return rep, x0, rep(x0)
+
+
+def test_init_zeros_with_unit_noise_is_the_paper_start():
+    # u0 = 0/σ + 1·n is exactly the noise the paper's start draws: init
+    # changes nothing else in invert (same iterates, same history).
+    rep, x0, code = _problem()
+    config = rep.defaults.replace(stages=(4, 3))
+    key = jax.random.PRNGKey(2)
+    plain = jinvert.invert(rep, code, shape=x0.shape, key=key, samples=2, config=config,
+                           progress=False)
+    warm = jinvert.invert(rep, code, shape=x0.shape, key=key, samples=2, config=config,
+                          progress=False, init=np.zeros(x0.shape, np.float32), init_noise=1.0)
+    np.testing.assert_array_equal(np.asarray(warm.images), np.asarray(plain.images))
+    for k in plain.history:
+        np.testing.assert_array_equal(warm.history[k], plain.history[k])
+
+
+def test_init_is_where_the_optimisation_starts(trained):
+    rep, x0, code = _problem()
+    config = rep.defaults.replace(stages=(2,))
+    key = jax.random.PRNGKey(0)
+    # From the original itself, without noise, the data term starts at 0.
+    r = jinvert.invert(rep, code, shape=x0.shape, key=key, config=config, progress=False,
+                       init=x0, init_noise=0.0)
+    assert r.history["data"][0, 0] < 1e-3
+    # A decoder: the start is its output (as if that were passed as an image),
+    # and the samples differ by their noise.
+    decoder, _ = trained
+    a = jinvert.invert(rep, code, shape=x0.shape, key=key, config=config, progress=False,
+                       init=decoder, samples=2)
+    b = jinvert.invert(rep, code, shape=x0.shape, key=key, config=config, progress=False,
+                       init=np.asarray(decoder(code, x0.shape)), samples=2)
+    np.testing.assert_array_equal(a.history["total"], b.history["total"])
+    assert not np.array_equal(np.asarray(a.images[0]), np.asarray(a.images[1]))
+    # One start per code of a batch, and one per sample.
+    codes = jnp.stack([code, code])
+    starts = jnp.stack([x0, jnp.zeros_like(x0)])
+    r = jinvert.invert(rep, codes, shape=x0.shape, key=key, config=config, progress=False,
+                       init=starts, init_noise=0.0)
+    assert r.history["data"][0, 0, 0] < 1e-3 < r.history["data"][1, 0, 0]
+    r = jinvert.invert(rep, codes, shape=x0.shape, key=key, config=config, progress=False,
+                       init=jnp.stack([starts, starts[::-1]], axis=1), init_noise=0.0,
+                       samples=2)
+    assert r.history["data"][0, 0, 0] < 1e-3 < r.history["data"][0, 1, 0]
+
+
+def test_bad_init_is_refused(trained):
+    rep, x0, code = _problem()
+    config = rep.defaults.replace(stages=(1,))
+    kw = dict(shape=x0.shape, key=jax.random.PRNGKey(0), config=config, progress=False)
+    with pytest.raises(ValueError, match="init must be images"):
+        jinvert.invert(rep, code, init=np.zeros((8, 8, 1)), **kw)
+    with pytest.raises(ValueError, match="NaN"):
+        jinvert.invert(rep, code, init=np.full(x0.shape, np.nan), **kw)
+    with pytest.raises(ValueError, match="pixels"):
+        jinvert.invert(rep, code, init=x0, parameterization=jinvert.fourier(), **kw)
+    with pytest.raises(ValueError, match="init_noise"):
+        jinvert.invert(rep, code, init=x0, init_noise=-1.0, **kw)
+    decoder, _ = trained
+    hogb = jinvert.hog(bilinear=True, texture=False)
+    with pytest.raises(ValueError, match="trained for 'hog'"):
+        jinvert.invert(hogb, hogb(x0), init=decoder, **kw)
+
+
+def test_cli_trains_a_decoder_and_starts_from_it(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = images.load_image()
+    images.save_image(folder / "a.png", photo[:, :200])
+    images.save_image(folder / "b.png", photo[:, 56:])
+    out = str(tmp_path / "dec.npz")
+    assert cli.main(["train-decoder", "--images", str(folder), "--out", out, "--steps", "4",
+                     "--batch-size", "2", "--crop", "32", "--width", "8", "--blocks", "0", "--feature-weight", "0",
+                     "--checkpoint-every", "2"]) == 0
+    assert os.path.exists(out) and os.path.exists(str(tmp_path / "dec.ckpt.npz"))
+    err = capsys.readouterr().err
+    assert "training a hog decoder on 2 photos" in err and "step 4/4" in err
+    picture = str(tmp_path / "warm.png")
+    assert cli.main(["invert", "--init", f"decoder:{out}", "--size", "48", "48",
+                     "--iterations", "2", "--out", picture]) == 0
+    assert os.path.exists(picture)
+    # Bad files and flags: one line, status 2.
+    for argv, message in (
+            (["invert", "--init", f"decoder:{tmp_path}/none.npz"], "decoder file not found"),
+            (["invert", "--init", "decoder"], "--init must be 'noise' or 'decoder:FILE'"),
+            (["invert", "--rep", "hogb", "--init", f"decoder:{out}"], "trained for 'hog'"),
+            (["train-decoder", "--images", str(folder), "--out", str(tmp_path / "d.txt")],
+             "ending in .npz"),
+            (["train-decoder", "--images", str(folder), "--out", out, "--crop", "30"],
+             "multiple of 8")):
+        assert cli.main(argv) == 2
+        assert message in capsys.readouterr().err
