@@ -256,7 +256,8 @@ def initial_images(init, rep, codes: Array, shape) -> Array:
         for each code; or an array ``(H, W, C)``, ``(B, H, W, C)`` or
         ``(B, S, H, W, C)`` of images, returned as is.
       rep: the representation (a decoder must be for it).
-      codes: ``(B, *code_shape)``.
+      codes: ``(B, *code_shape)``, or ``None`` where there are none (then a
+        decoder raises ValueError).
       shape: ``(H, W, C)``.
 
     Returns:
@@ -265,6 +266,9 @@ def initial_images(init, rep, codes: Array, shape) -> Array:
     if isinstance(init, (str, os.PathLike)):
         init = load(init)
     if isinstance(init, Decoder):
+        if codes is None:
+            raise ValueError("a decoder starts from codes: use it with jinvert.invert, or "
+                             "pass its images as init")
         init.check(rep)
         return init(codes, shape)
     return jnp.asarray(init, jnp.float32)

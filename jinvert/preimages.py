@@ -23,7 +23,7 @@ from jinvert import images as im
 from jinvert import terms
 from jinvert.config import Config
 from jinvert.optimize import (InversionResult, _per_code_keys, _programs, _resolve_shape,
-                              _solve, per_call)
+                              _solve, _warm_start, per_call)
 from jinvert.parameterizations import Fourier, Pixels, pixels
 from jinvert.recipes import recipe
 
@@ -47,7 +47,8 @@ def _check_objective(objective, code_shape) -> terms.Term:
 def maximize(rep, objective, *, key, shape=None, samples: int = 1,
              config: Config | None = None, optimizer: optax.GradientTransformation | None = None,
              parameterization=None, transforms=None, progress=None,
-             start=0.1, iterations_per_call: int | None = None) -> InversionResult:
+             init=None, init_noise: float = 0.1,
+             iterations_per_call: int | None = None) -> InversionResult:
     """Images that minimise ``objective + regularisers``: activation
     maximisation (and caricatures) with :func:`jinvert.invert`'s engine.
 
@@ -67,11 +68,14 @@ def maximize(rep, objective, *, key, shape=None, samples: int = 1,
         as for :func:`jinvert.invert` (default ``config.optimizer()``,
         pixels, ``jitter(config.jitter)``, a bar where someone watches, the
         backend's iterations per compiled call).
-      start: where each sample starts: a number s, the inversion's random
-        start (unit-norm noise in u) times s (default 0.1: faint noise; 1 is
-        the paper's start, whose noise the maximisation does not remove in a
-        few hundred steps), or an input-space image ``(H, W, C)`` (pixels
-        parameterisation only).
+      init, init_noise: where each sample starts, as for
+        :func:`jinvert.invert`: u = init/σ + ``init_noise``·n, n the
+        inversion's unit-norm random start, ``init`` an input-space image
+        ``(H, W, C)`` (or one per objective, ``(B, H, W, C)``; pixels
+        parameterisation only). With ``init=None`` (default) the start is
+        ``init_noise``·n alone: 0.1 by default, faint noise (1 is the
+        paper's start, whose noise the maximisation does not remove in a
+        few hundred steps).
 
     Returns:
       :class:`jinvert.InversionResult`: ``images`` ``(samples, H, W, C)`` in
@@ -82,7 +86,7 @@ def maximize(rep, objective, *, key, shape=None, samples: int = 1,
     Raises:
       ValueError: an objective that is not a term or whose arrays do not have
         the code's shape, objectives of a list built differently, a bad
-        ``start``, ``samples``, ``config`` or ``optimizer``.
+        ``init``, ``init_noise``, ``samples``, ``config`` or ``optimizer``.
     """
     batched = isinstance(objective, (list, tuple))
     shape = _resolve_shape(rep, shape)
@@ -117,20 +121,16 @@ def maximize(rep, objective, *, key, shape=None, samples: int = 1,
     placeholder = jnp.ones((count, 1), jnp.float32)
     params, tkeys, _ = programs.start(key, placeholder, placeholder, samples=samples,
                                       per_code_keys=False, parameterization=parameterization)
-    if isinstance(start, (int, float)) and not isinstance(start, bool):
-        if not (np.isfinite(start) and start >= 0):
-            raise ValueError(f"start must be a non-negative number or an image, got {start!r}")
+    if init is None:
+        if isinstance(init_noise, bool) or not (np.isfinite(init_noise) and init_noise >= 0):
+            raise ValueError(f"init_noise must be a finite number >= 0, got {init_noise!r}")
         if not isinstance(parameterization, (Pixels, Fourier)):
-            raise ValueError("a start scale needs a linear parameterisation (pixels, fourier)")
-        params = jax.tree_util.tree_map(lambda p: p * jnp.float32(start), params)
-    elif start is not None:
-        if not isinstance(parameterization, Pixels):
-            raise ValueError("start= needs the pixels parameterisation (the paper's)")
-        x0 = jnp.asarray(start, jnp.float32)
-        if tuple(x0.shape) != tuple(shape) or not bool(jnp.all(jnp.isfinite(x0))):
-            raise ValueError(f"start must be a finite input-space image of shape {shape}, "
-                             f"got shape {tuple(x0.shape)}")
-        params = jnp.broadcast_to(x0 / jnp.float32(config.sigma), params.shape)
+            raise ValueError("a scaled random start needs a linear parameterisation "
+                             "(pixels, fourier)")
+        params = jax.tree_util.tree_map(lambda p: p * jnp.float32(init_noise), params)
+    else:
+        params = _warm_start(init, params, rep, None, shape, jnp.float32(config.sigma),
+                             init_noise, parameterization)
     images, codes, history = _solve(
         programs, params, tkeys, (energy, terms.priors(config)), config=config,
         optimizer=optimizer, parameterization=parameterization, transforms=transforms,
@@ -195,8 +195,9 @@ def caricature(rep, image, *, key, mask=None, samples: int = 1, config: Config |
     objective = terms.caricature(rep(x0), mask)
     if config is None:
         config = maximize_config(rep, data_weight=CARICATURE_DATA_WEIGHT)
+    start = dict(init=x0, init_noise=0.0) if from_image else {}
     return maximize(rep, objective, key=key, shape=x0.shape, samples=samples, config=config,
-                    start=x0 if from_image else 0.1, **options)
+                    **start, **options)
 
 
 def activation_scale(rep, weights, photos=None, *, size=None) -> float:

@@ -85,7 +85,7 @@ def test_activation_maximisation_beats_natural_photos():
     assert z == pytest.approx(float(natural.max()), rel=1e-5)
     config = maximize_config(rep, data_weight=100.0).with_iterations(200)
     r = jinvert.maximize(rep, terms.activation(w, z), key=jax.random.PRNGKey(0), shape=(32, 32),
-                         samples=2, config=config, start=0.3, progress=False)
+                         samples=2, config=config, init_noise=0.3, progress=False)
     reached = np.asarray(jnp.sum(r.codes * w, axis=(1, 2, 3)))
     # Measured: 43.7 and 46.8 against at most 4.9 on the five photos.
     assert reached.min() > 3 * natural.max()
@@ -102,7 +102,7 @@ def test_batch_of_objectives_are_optimised_apart():
     config = maximize_config(rep, data_weight=100.0).with_iterations(120)
     # One batch: raise channel 1, and lower it (weights −W).
     r = jinvert.maximize(rep, [terms.activation(w), terms.activation(-w)],
-                         key=jax.random.PRNGKey(1), shape=(32, 32), config=config, start=0.3,
+                         key=jax.random.PRNGKey(1), shape=(32, 32), config=config, init_noise=0.3,
                          progress=False)
     assert r.images.shape == (2, 1, 32, 32, 1)
     raised, lowered = (float(jnp.sum(r.codes[b, 0] * w)) for b in range(2))
@@ -202,9 +202,12 @@ def test_maximize_rejects_bad_objectives():
         jinvert.maximize(rep, terms.activation(np.ones((5, 5, 6))), key=key, shape=(32, 32))
     with pytest.raises(ValueError, match="jinvert.terms term"):
         jinvert.maximize(rep, np.ones((15, 15, 6)), key=key, shape=(32, 32))
-    with pytest.raises(ValueError, match="start"):
+    with pytest.raises(ValueError, match="init must be images"):
         jinvert.maximize(rep, terms.activation(np.ones((15, 15, 6))), key=key, shape=(32, 32),
-                         start=np.zeros((8, 8, 1)))
+                         init=np.zeros((8, 8, 1)))
+    with pytest.raises(ValueError, match="init_noise"):
+        jinvert.maximize(rep, terms.activation(np.ones((15, 15, 6))), key=key, shape=(32, 32),
+                         init_noise=-1.0)
     with pytest.raises(ValueError, match="optimizer"):
         jinvert.maximize(rep, terms.activation(np.ones((15, 15, 6))), key=key, shape=(32, 32),
                          optimizer="adam")
