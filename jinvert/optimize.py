@@ -23,7 +23,7 @@ import optax
 
 from jinvert.config import Config
 from jinvert.objective import batch_terms, paper_energy, reference_norm2
-from jinvert.parameterizations import init_batch, pixels
+from jinvert.parameterizations import Fourier, Pixels, init_batch, pixels
 from jinvert.progress import Progress, watched
 
 Array = jax.Array
@@ -388,13 +388,21 @@ def _check_codes(rep, code, shape, mask) -> tuple[Array, Array, bool]:
 
 def _warm_start(init, noise, rep, codes, shape, sigma, init_noise, parameterization):
     """``init/σ + init_noise·noise``, broadcast to the ``(B, S, H, W, C)`` of
-    ``noise`` (the paper's start); see ``init`` in :func:`invert`."""
+    ``noise`` (the paper's start); see ``init`` in :func:`invert`. With
+    ``init=None``, ``init_noise·noise`` (any linear parameterisation:
+    ``noise`` is then its parameters). ``codes``: ``(B, *code)`` for a
+    decoder ``init``, or ``None``."""
     from jinvert.decoders import initial_images
 
-    if not isinstance(parameterization, type(pixels())):
-        raise ValueError("init (a warm start) works with the pixels parameterisation only")
     if isinstance(init_noise, bool) or not (np.isfinite(init_noise) and init_noise >= 0):
         raise ValueError(f"init_noise must be a finite number >= 0, got {init_noise!r}")
+    if init is None:
+        if not isinstance(parameterization, (Pixels, Fourier)):
+            raise ValueError("a scaled random start needs a linear parameterisation "
+                             "(pixels, fourier)")
+        return jax.tree_util.tree_map(lambda p: p * jnp.float32(init_noise), noise)
+    if not isinstance(parameterization, Pixels):
+        raise ValueError("init (a warm start) works with the pixels parameterisation only")
     images = initial_images(init, rep, codes, shape)
     batch, samples = noise.shape[:2]
     layouts = {3: images[None, None], 4: images[:, None], 5: images}
@@ -493,10 +501,6 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
     if isinstance(samples, bool) or int(samples) != samples or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
     samples = int(samples)
-    if iterations_per_call is not None and (isinstance(iterations_per_call, bool) or int(
-            iterations_per_call) != iterations_per_call or iterations_per_call < 1):
-        raise ValueError(f"iterations_per_call must be a positive integer, "
-                         f"got {iterations_per_call!r}")
     if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError(f"optimizer must be an optax.GradientTransformation (default: the "
                          f"paper's jinvert.paper_sgd), got {optimizer!r}")
@@ -505,6 +509,7 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
     shape = _resolve_shape(rep, shape)
     codes, mask, batched = _check_codes(rep, code, shape, mask)
     per_code_keys = _per_code_keys(key, codes.shape, batched)
+    iterations_per_call = per_call(iterations_per_call, next(iter(codes.devices())).platform)
     config = config.sized(shape, rep.sigma)
     if optimizer is None:  # after sizing: Adam's learning rate depends on the size
         optimizer = config.optimizer()
@@ -519,8 +524,7 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
     images, out_codes, history = _solve(
         programs, params, tkeys, paper_energy(config, codes, mask, norm2), config=config,
         optimizer=optimizer, parameterization=parameterization, transforms=transforms,
-        progress=progress, iterations_per_call=per_call(
-            iterations_per_call, next(iter(codes.devices())).platform))
+        progress=progress, iterations_per_call=iterations_per_call)
     if not batched:
         images, out_codes = images[0], out_codes[0]
         history = {k: v[0] for k, v in history.items()}
@@ -528,10 +532,14 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
 
 
 def per_call(iterations_per_call, platform: str) -> int:
-    """Iterations per compiled call: the one asked for, else the backend's
-    :data:`ITERATIONS_PER_CALL`."""
+    """Iterations per compiled call: the one asked for (a positive integer,
+    else ValueError), else the backend's :data:`ITERATIONS_PER_CALL`."""
     if iterations_per_call is None:
         return ITERATIONS_PER_CALL.get(platform, 1)
+    if (isinstance(iterations_per_call, bool) or int(iterations_per_call) != iterations_per_call
+            or iterations_per_call < 1):
+        raise ValueError(f"iterations_per_call must be a positive integer, "
+                         f"got {iterations_per_call!r}")
     return int(iterations_per_call)
 
 

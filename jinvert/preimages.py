@@ -24,7 +24,7 @@ from jinvert import terms
 from jinvert.config import Config
 from jinvert.optimize import (InversionResult, _per_code_keys, _programs, _resolve_shape,
                               _solve, _warm_start, per_call)
-from jinvert.parameterizations import Fourier, Pixels, pixels
+from jinvert.parameterizations import pixels
 from jinvert.recipes import recipe
 
 Array = jax.Array
@@ -105,6 +105,7 @@ def maximize(rep, objective, *, key, shape=None, samples: int = 1,
     if isinstance(samples, bool) or int(samples) != samples or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
     samples = int(samples)
+    iterations_per_call = per_call(iterations_per_call, jax.default_backend())
     if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError(f"optimizer must be an optax.GradientTransformation, got "
                          f"{optimizer!r}")
@@ -121,21 +122,13 @@ def maximize(rep, objective, *, key, shape=None, samples: int = 1,
     placeholder = jnp.ones((count, 1), jnp.float32)
     params, tkeys, _ = programs.start(key, placeholder, placeholder, samples=samples,
                                       per_code_keys=False, parameterization=parameterization)
-    if init is None:
-        if isinstance(init_noise, bool) or not (np.isfinite(init_noise) and init_noise >= 0):
-            raise ValueError(f"init_noise must be a finite number >= 0, got {init_noise!r}")
-        if not isinstance(parameterization, (Pixels, Fourier)):
-            raise ValueError("a scaled random start needs a linear parameterisation "
-                             "(pixels, fourier)")
-        params = jax.tree_util.tree_map(lambda p: p * jnp.float32(init_noise), params)
-    else:
-        params = _warm_start(init, params, rep, None, shape, jnp.float32(config.sigma),
-                             init_noise, parameterization)
+    params = _warm_start(init, params, rep, None, shape, jnp.float32(config.sigma), init_noise,
+                         parameterization)
     images, codes, history = _solve(
         programs, params, tkeys, (energy, terms.priors(config)), config=config,
         optimizer=optimizer, parameterization=parameterization, transforms=transforms,
         progress=progress,
-        iterations_per_call=per_call(iterations_per_call, jax.default_backend()))
+        iterations_per_call=iterations_per_call)
     if not batched:
         images, codes = images[0], codes[0]
         history = {k: v[0] for k, v in history.items()}

@@ -208,6 +208,9 @@ def test_maximize_rejects_bad_objectives():
     with pytest.raises(ValueError, match="init_noise"):
         jinvert.maximize(rep, terms.activation(np.ones((15, 15, 6))), key=key, shape=(32, 32),
                          init_noise=-1.0)
+    with pytest.raises(ValueError, match="iterations_per_call"):
+        jinvert.maximize(rep, terms.activation(np.ones((15, 15, 6))), key=key, shape=(32, 32),
+                         iterations_per_call=0)
     with pytest.raises(ValueError, match="optimizer"):
         jinvert.maximize(rep, terms.activation(np.ones((15, 15, 6))), key=key, shape=(32, 32),
                          optimizer="adam")
