@@ -506,7 +506,7 @@ def train(rep_name: str, photos: Sequence[np.ndarray], settings: TrainSettings =
     t0 = time.perf_counter()
     for i in range(start, settings.steps):
         params, state, loss, parts = step(params, state, i)
-        losses.append(float(loss))
+        losses.append(loss)  # read back at the end: no wait for the device per step
         if log and ((i + 1) % every == 0 or i + 1 == settings.steps or i == start):
             elapsed = time.perf_counter() - t0
             rate = (i + 1 - start) / elapsed
@@ -518,4 +518,5 @@ def train(rep_name: str, photos: Sequence[np.ndarray], settings: TrainSettings =
     if checkpoint and start >= settings.steps:
         save(settings.steps)
     return dataclasses.replace(decoder, params=params,
-                               training={**recorded, "step": settings.steps}), losses
+                               training={**recorded, "step": settings.steps}), [
+        float(loss) for loss in jax.device_get(losses)]
