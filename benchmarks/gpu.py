@@ -124,7 +124,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="also write the table as Markdown here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--framework", choices=("jinvert", "torch", "both"), default="both",
-                        help=argparse.SUPPRESS)
+                        help="which to time (default both; jinvert alone, e.g. with "
+                             "--iterations-per-call 1, measures what chunking buys)")
     args = parser.parse_args(argv)
     try:
         args.sample_counts = [int(s) for s in args.samples.split(",") if s.strip()]
@@ -551,7 +552,8 @@ def run_children(args, device: str, deadline: float) -> tuple[list[dict], dict]:
     rows, codes_batch = [], {}
     for name in args.rep_names:
         merged = {s: {"rep": name, "samples": s} for s in args.sample_counts}
-        for framework in ("jinvert", "torch"):
+        for framework in (("jinvert", "torch") if args.framework == "both"
+                          else (args.framework,)):
             keys = ("jinvert_error",) if framework == "jinvert" else ("eager_error",
                                                                        "compiled_error")
             if time.monotonic() > deadline:

@@ -266,7 +266,7 @@ def _add_preimage_parsers(sub) -> None:
 
 def _add_train_decoder(sub) -> None:
     """The ``train-decoder`` subcommand (:func:`jinvert.decoders.train`)."""
-    from jinvert.decoders import TrainSettings
+    from jinvert.decoders import CROPS, STRIDES, TrainSettings
 
     d = TrainSettings()
     t = sub.add_parser(
@@ -280,7 +280,7 @@ def _add_train_decoder(sub) -> None:
                           "a checkpoint every --checkpoint-every steps, from which "
                           "--resume continues to the weights an uninterrupted run gives."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--rep", default="hog", choices=("hog", "hogb"),
+    t.add_argument("--rep", default="hog", choices=tuple(STRIDES),
                    help="representation (default: hog)")
     t.add_argument("--images", required=True, metavar="DIR",
                    help="folder of training photos, taken in sorted file-name order")
@@ -293,8 +293,9 @@ def _add_train_decoder(sub) -> None:
     t.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="N",
                    help=f"crops per step (default: {d.batch_size})")
     t.add_argument("--crop", type=positive_int, default=d.crop, metavar="PIXELS",
-                   help=f"side of the square training crops, a multiple of 8 "
-                        f"(default: {d.crop})")
+                   help="side of the square training crops (default: the "
+                        "representation's, " + ", ".join(f"{k} {v}" for k, v in CROPS.items())
+                        + ")")
     t.add_argument("--learning-rate", type=_non_negative_float, default=d.learning_rate,
                    metavar="LR", help=f"Adam's peak learning rate (default: {d.learning_rate})")
     t.add_argument("--feature-weight", type=_non_negative_float, default=d.feature_weight,

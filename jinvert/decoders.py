@@ -13,12 +13,14 @@ one trained at 128 × 128 crops decodes a code of any size. It gives
 
 The network (:class:`ConvDecoder`): the code, divided by a fixed scale,
 goes through a 3 × 3 convolution to ``width`` channels and ``blocks``
-residual blocks at the code's resolution, then ``log2(stride)`` stages of
-×2 bilinear upsampling + 3 × 3 convolution + ReLU (channels halving down to
-16), and a 3 × 3 convolution to the input space's channels, multiplied by a
-fixed pixel scale. The output, ``stride·h × stride·w``, is cropped or
-edge-padded at the bottom and right to the requested ``(H, W)``: HOG's cell
-j covers pixels [8j, 8j + 8) and a border of up to 3 pixels is left over.
+residual blocks at the code's resolution, then one stage per prime factor f
+of the stride (HOG's 8: 2, 2, 2; DSIFT's 15: 3, 5) of ×f bilinear
+upsampling + 3 × 3 convolution + ReLU (channels halving down to 16), and a
+3 × 3 convolution to the input space's channels, multiplied by a fixed pixel
+scale. The output, ``stride·h × stride·w``, is cropped or edge-padded at the
+bottom and right to the requested ``(H, W)``: HOG's cell j covers pixels
+[8j, 8j + 8) and a border of up to 7 pixels is left over; DSIFT's
+descriptor j (every 15 pixels, 16 wide) covers [15j, 15j + 16).
 
 Training (:func:`train`, ``jinvert train-decoder``): Adam on random crops,
 horizontal flips and rescales of photos, the loss the mean squared pixel
@@ -39,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import os
 import time
 from typing import Any, Callable, Sequence
@@ -55,8 +56,27 @@ Array = jax.Array
 #: The format written by :meth:`Decoder.save`; :func:`load` reads this one.
 FORMAT = "jinvert-decoder-1"
 
-#: Input-space pixels of the representations' grids: HOG's cell, 8 pixels.
-STRIDES = {"hog": 8, "hogb": 8}
+#: Input-space pixels of the representations' grids: HOG's cell, 8 pixels;
+#: DSIFT's step between descriptors, 15 (the registry's ``dsift``).
+STRIDES = {"hog": 8, "hogb": 8, "dsift": 15}
+
+#: Default side of the training crops: HOG 16 cells; DSIFT 9 descriptors
+#: (15·8 + 16 pixels, a descriptor's frame past the last step).
+CROPS = {"hog": 128, "hogb": 128, "dsift": 136}
+
+
+def upsampling_factors(stride: int) -> tuple[int, ...]:
+    """The prime factors of ``stride``, smallest first: one ×f upsampling
+    stage of :class:`ConvDecoder` each (8 → (2, 2, 2), 15 → (3, 5))."""
+    stride, factors, f = int(stride), [], 2
+    if stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride}")
+    while stride > 1:
+        while stride % f == 0:
+            factors.append(f)
+            stride //= f
+        f += 1
+    return tuple(factors)
 
 
 class ConvDecoder(nn.Module):
@@ -65,7 +85,8 @@ class ConvDecoder(nn.Module):
 
     Attributes:
       channels: C, the channels of the representation's input space.
-      stride: pixels per code cell, a power of two (HOG: 8).
+      stride: pixels per code cell (HOG: 8, DSIFT: 15); one upsampling
+        stage per prime factor (:func:`upsampling_factors`).
       width: channels at the code's resolution.
       blocks: residual blocks (two 3 × 3 convolutions each) at that resolution.
     """
@@ -83,9 +104,9 @@ class ConvDecoder(nn.Module):
             x = x + nn.Conv(self.width, (3, 3))(y)
             x = nn.relu(x)
         features = self.width
-        for _ in range(int(round(math.log2(self.stride)))):
+        for f in upsampling_factors(self.stride):
             n, h, w, c = x.shape
-            x = jax.image.resize(x, (n, 2 * h, 2 * w, c), "bilinear")
+            x = jax.image.resize(x, (n, f * h, f * w, c), "bilinear")
             features = max(16, features // 2)
             x = nn.relu(nn.Conv(features, (3, 3))(x))
         return nn.Conv(self.channels, (3, 3))(x)
@@ -180,9 +201,25 @@ class Decoder:
                              f"{rep.name!r}")
 
 
+def _apply(module, params, codes: Array) -> Array:
+    """The network in full float32 on every backend (convolutions and the
+    bilinear upsampling's products), as HOG and DSIFT themselves are.
+
+    Why: a HOG decoder trained on an H100 at JAX's default precision (TF32
+    convolutions there) lost most of its quality on the CPU, its feature
+    loss on training crops rising from about 0.13 to 0.39, while HOGb and
+    DSIFT decoders trained alike moved by under 10 %. HOG's hard orientation
+    bins make its code jump with small changes of the image; the decoder had
+    learnt images for TF32's arithmetic. Pinned, training and decoding do
+    the same arithmetic on every backend up to rounding order (not yet
+    re-measured on a GPU)."""
+    with jax.default_matmul_precision("highest"):
+        return module.apply({"params": params}, codes)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 4))
 def _decode(module, params, codes, code_scale, shape):
-    return _fit(module.apply({"params": params}, codes / code_scale), shape)
+    return _fit(_apply(module, params, codes / code_scale), shape)
 
 
 def _flatten(tree) -> dict[str, np.ndarray]:
@@ -339,7 +376,8 @@ class TrainSettings:
     Attributes:
       steps: optimiser steps in all.
       batch_size: crops per step.
-      crop: side of the square crops, a multiple of the stride.
+      crop: side of the square crops in pixels; ``None``: the
+        representation's (:data:`CROPS`: 128 for HOG, 136 for DSIFT).
       learning_rate: Adam's peak rate (cosine decay to 0 after a warm-up of
         ``min(100, steps // 10)`` steps).
       feature_weight: weight of the feature loss ||Φ(x̂) − Φ0||² / ||Φ0||²
@@ -350,7 +388,7 @@ class TrainSettings:
 
     steps: int = 3000
     batch_size: int = 8
-    crop: int = 128
+    crop: int | None = None
     learning_rate: float = 2e-3
     feature_weight: float = 4.0
     width: int = 64
@@ -359,7 +397,7 @@ class TrainSettings:
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "crop", "width"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.blocks < 0 or not self.learning_rate > 0 or not self.feature_weight >= 0:
             raise ValueError("need blocks >= 0, learning_rate > 0 and feature_weight >= 0")
@@ -398,7 +436,8 @@ def _train_step(module, rep, settings, params, state, pool, key, code_scale, pix
 def _losses(module, params, rep, crops, code_scale, pixel_scale, feature_weight):
     """``(total, {"pixel", "feature"})`` of a batch of crops (means over it)."""
     codes = rep.batch_apply(crops)
-    out = module.apply({"params": params}, codes / code_scale) * pixel_scale
+    out = _fit(_apply(module, params, codes / code_scale), crops.shape[1:]) \
+        * pixel_scale
     pixel = jnp.mean((out - crops) ** 2) / pixel_scale ** 2
     feature = jnp.float32(0.0)
     if feature_weight:
@@ -416,9 +455,8 @@ def new_decoder(rep, rep_name: str, pool: np.ndarray, settings: TrainSettings) -
     if stride is None:
         raise ValueError(f"no decoder geometry for {rep_name!r}; decoders exist for "
                          f"{', '.join(STRIDES)}")
-    if settings.crop % stride:
-        raise ValueError(f"crop must be a multiple of {stride} for {rep_name}, got "
-                         f"{settings.crop}")
+    if settings.crop is None:
+        raise ValueError("settings.crop must be set (train sets the representation's)")
     if settings.crop > pool.shape[1]:
         raise ValueError(f"crop {settings.crop} is larger than the training images "
                          f"({pool.shape[1]} pixels a side)")
@@ -443,7 +481,7 @@ def train(rep_name: str, photos: Sequence[np.ndarray], settings: TrainSettings =
     """Train a decoder for the representation ``rep_name`` on ``photos``.
 
     Args:
-      rep_name: a registry name, ``"hog"`` or ``"hogb"``.
+      rep_name: a registry name: ``"hog"``, ``"hogb"`` or ``"dsift"``.
       photos: images in [0, 1], ``(H, W[, 3])``, at least one, each at
         least ``min(TRAIN_SIZES)`` after rescaling (any size works).
       settings: :class:`TrainSettings`.
@@ -460,6 +498,11 @@ def train(rep_name: str, photos: Sequence[np.ndarray], settings: TrainSettings =
     """
     if not photos:
         raise ValueError("train needs at least one photo")
+    if rep_name not in STRIDES:
+        raise ValueError(f"no decoder geometry for {rep_name!r}; decoders exist for "
+                         f"{', '.join(STRIDES)}")
+    if settings.crop is None:
+        settings = dataclasses.replace(settings, crop=CROPS[rep_name])
     rep = _representation(rep_name)
     pool = training_pool(rep, photos)
     decoder = new_decoder(rep, rep_name, pool, settings)

@@ -211,7 +211,33 @@ def test_cli_trains_a_decoder_and_starts_from_it(tmp_path, capsys):
             (["invert", "--rep", "hogb", "--init", f"decoder:{out}"], "trained for 'hog'"),
             (["train-decoder", "--images", str(folder), "--out", str(tmp_path / "d.txt")],
              "ending in .npz"),
-            (["train-decoder", "--images", str(folder), "--out", out, "--crop", "30"],
-             "multiple of 8")):
+            (["train-decoder", "--images", str(folder), "--out", out, "--crop", "400"],
+             "crop 400 is larger than the training images")):
         assert cli.main(argv) == 2
         assert message in capsys.readouterr().err
+
+
+def test_upsampling_stages_are_the_strides_prime_factors():
+    assert decoders.upsampling_factors(8) == (2, 2, 2)
+    assert decoders.upsampling_factors(15) == (3, 5)
+    assert decoders.upsampling_factors(1) == ()
+    with pytest.raises(ValueError, match="stride"):
+        decoders.upsampling_factors(0)
+
+
+def test_dsift_decoder_trains_and_upsamples_by_its_step(photos):
+    settings = dataclasses.replace(TINY, crop=46, steps=40)     # 46 pixels: 3 x 3 descriptors
+    decoder, losses = decoders.train("dsift", photos, settings, log=None)
+    assert decoder.training["crop"] == 46 and decoder.architecture["stride"] == 15
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:5])
+    rep = jinvert.dsift()
+    x = rep.preprocess(images.load_image()[:61, :80])           # 4 x 5 descriptors
+    code = rep(x)
+    assert code.shape[:2] == (4, 5)
+    assert decoder(code).shape == (60, 75, 1)
+    assert decoder(code, x.shape).shape == x.shape
+    # The default crop is DSIFT's own: 9 descriptors, a frame past the last step.
+    assert decoders.CROPS["dsift"] == 15 * 8 + 16
+    with pytest.raises(ValueError, match="trained for 'dsift'"):
+        jinvert.invert(jinvert.hog(), jinvert.hog()(x), key=jax.random.PRNGKey(0),
+                       shape=x.shape, init=decoder)

@@ -145,3 +145,19 @@ def test_cnn_bad_precision(precision):
 
     with pytest.raises(ValueError, match="precision must be one of"):
         A.alexnet(A.random_params(jax.random.PRNGKey(0)), "conv1", precision=precision)
+
+
+def test_decoder_and_its_training_loss_at_highest_precision():
+    """A decoder's network (convolutions and bilinear upsampling) and the
+    gradient of its training loss run in full float32 on every backend: a
+    HOG decoder trained at a GPU's TF32 lost its quality on the CPU."""
+    from jinvert import decoders
+
+    module = decoders.ConvDecoder(channels=1, stride=8, width=8, blocks=1)
+    codes = jnp.ones((2, 4, 4, 27))
+    params = module.init(jax.random.PRNGKey(0), codes)["params"]
+    assert_full_precision(lambda c: decoders._decode(module, params, c, 1.0, (32, 32)), codes)
+    crops = jnp.ones((2, 32, 32, 1))
+    rep = jinvert.hog(texture=False)                            # 27 channels, as above
+    assert_full_precision(jax.grad(lambda p: decoders._losses(
+        module, p, rep, crops, 1.0, 1.0, 4.0)[0]), params)
