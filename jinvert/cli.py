@@ -177,11 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output PNG (default: IMAGESTEM-REP.png in the current folder, "
                           "e.g. astronaut-hog.png)")
     inv.add_argument("--init", default="noise", metavar="START",
-                     help="where the optimisation starts: 'noise' (the paper) or "
+                     help="where the optimisation starts: 'noise' (the paper), "
+                          "'decoder' (the decoder shipped for --rep: hog), or "
                           "'decoder:FILE', the output of a decoder trained by 'jinvert "
                           "train-decoder' (beyond the paper: fewer iterations needed)")
     inv.add_argument("--init-noise", type=_non_negative_float, default=0.1, metavar="X",
-                     help="with --init decoder:FILE, the norm of the noise added to the "
+                     help="with --init decoder[:FILE], the norm of the noise added to the "
                           "decoder's output (in units of sigma; the paper's noise start has "
                           "norm 1), so that samples differ (default: 0.1)")
 
@@ -452,14 +453,15 @@ def _initial(args, rep):
     """``invert``'s ``init`` from ``--init``: None (noise) or a decoder."""
     if args.init == "noise":
         return None
-    kind, _, path = args.init.partition(":")
-    if kind != "decoder" or not path:
-        raise ValueError(f"--init must be 'noise' or 'decoder:FILE', got {args.init!r}")
+    kind, colon, path = args.init.partition(":")
+    if kind != "decoder" or (colon and not path):
+        raise ValueError(f"--init must be 'noise', 'decoder' or 'decoder:FILE', got "
+                         f"{args.init!r}")
     if args.parameterization != "pixels":
-        raise ValueError("--init decoder:FILE works with --parameterization pixels only")
+        raise ValueError("--init decoder works with --parameterization pixels only")
     from jinvert import decoders
 
-    decoder = decoders.load(path)
+    decoder = decoders.load(path) if path else decoders.bundled(rep.name)
     decoder.check(rep)
     return decoder
 
