@@ -353,7 +353,8 @@ def _code_error(code_k, code) -> float:
         return float("nan")
 
 
-def invert_montage(rep, args, x0, code, images, codes, *, iterations, glyphs=None):
+def invert_montage(rep, args, x0, code, images, codes, *, iterations, glyphs=None,
+                   decoded=None):
     """The labelled picture ``jinvert invert`` writes, and the texts drawn.
 
     Args:
@@ -363,6 +364,8 @@ def invert_montage(rep, args, x0, code, images, codes, *, iterations, glyphs=Non
         codes: their codes ``(K, *code_shape)``.
       iterations: the number of iterations run.
       glyphs: the HOG glyph picture, if any.
+      decoded: with ``--init decoder``, the decoder's output (input space),
+        the start of the optimisation: shown after the glyphs.
 
     Returns:
       ``(picture, drawn)`` from :func:`jinvert.images.labelled_montage`.
@@ -377,12 +380,18 @@ def invert_montage(rep, args, x0, code, images, codes, *, iterations, glyphs=Non
     if glyphs is not None:
         tiles.append(np.asarray(glyphs))
         labels.append("HOG glyphs")
+    if decoded is not None:
+        tiles.append(np.asarray(rep.deprocess(decoded)))
+        labels.append(f"decoder alone: error {100 * _code_error(rep(decoded), code):.1f} %")
     for k, (x, c) in enumerate(zip(images, codes)):
         tiles.append(np.asarray(rep.deprocess(x)))
         labels.append(f"reconstruction {k + 1}: error {100 * _code_error(c, code):.1f} %")
     name = os.path.basename(args.image) if args.image else "the bundled astronaut photo"
+    start = ("noise" if args.init == "noise" else "the bundled decoder's output"
+             if args.init == "decoder" else "the output of decoder " +
+             os.path.basename(args.init.partition(":")[2]))
     title = (f"{args.rep} ({rep.description}): {name} reconstructed from its code; "
-             f"{iterations} iterations, seed {args.seed}")
+             f"{iterations} iterations from {start}, seed {args.seed}")
     note = ("random weights: not a trained network (reconstructions show no "
             "natural-image structure)" if args.weights == "random" else None)
     caption = (f"error: {ERROR_NAME} (not the paper's Table-1 metric; see "
@@ -435,8 +444,9 @@ def _run_invert(args) -> int:
     if rep.render is not None:  # a picture of the code (HOG's glyphs)
         glyphs = rep.render(code)
     codes = np.asarray(result.codes)
+    decoded = None if init is None else np.asarray(init(code, x0.shape))
     picture, _ = invert_montage(rep, args, x0, code, np.asarray(result.images), codes,
-                                iterations=total, glyphs=glyphs)
+                                iterations=total, glyphs=glyphs, decoded=decoded)
     im.save_image(out, picture)
 
     for k in range(args.samples):

@@ -63,7 +63,8 @@ def test_invert_writes_labelled_montage(toy, photo, tmp_path, capsys, monkeypatc
     # Every panel labelled, each reconstruction with the error printed for it.
     (texts,) = drawn
     title, original, rec1, rec2, caption = texts
-    assert title.startswith("dsift (toy") and "photo.png" in title and "12 iterations" in title
+    assert title.startswith("dsift (toy") and "photo.png" in title \
+        and "12 iterations from noise" in title
     assert original.startswith("original")
     for k, (label, line) in enumerate([(rec1, errors[0]), (rec2, errors[1])], start=1):
         value = float(line.split("=")[1].split("%")[0])

@@ -187,7 +187,7 @@ def test_bad_init_is_refused(trained):
         jinvert.invert(hogb, hogb(x0), init=decoder, **kw)
 
 
-def test_cli_trains_a_decoder_and_starts_from_it(tmp_path, capsys):
+def test_cli_trains_a_decoder_and_starts_from_it(tmp_path, capsys, monkeypatch):
     folder = tmp_path / "photos"
     folder.mkdir()
     photo = images.load_image()
@@ -205,9 +205,17 @@ def test_cli_trains_a_decoder_and_starts_from_it(tmp_path, capsys):
                      "--iterations", "2", "--out", picture]) == 0
     assert os.path.exists(picture)
     bundled = str(tmp_path / "bundled.png")                     # the decoder jinvert ships
+    drawn, real = [], images.labelled_montage
+    monkeypatch.setattr(images, "labelled_montage",
+                        lambda *a, **k: (lambda r: drawn.append(r[1]) or r)(real(*a, **k)))
     assert cli.main(["invert", "--init", "decoder", "--size", "48", "48",
                      "--iterations", "2", "--out", bundled]) == 0
     assert os.path.exists(bundled)
+    # The picture shows the start: the decoder's output, with its error.
+    (texts,) = drawn
+    assert "2 iterations from the bundled decoder's output" in texts[0]
+    assert texts[1].startswith("original") and texts[2] == "HOG glyphs"
+    assert texts[3].startswith("decoder alone: error ") and texts[4].startswith("reconstruction 1")
     # Bad files and flags: one line, status 2.
     for argv, message in (
             (["invert", "--init", f"decoder:{tmp_path}/none.npz"], "decoder file not found"),
