@@ -49,21 +49,18 @@ def jinvert_run(rep, code, *, samples: int, shape=None,
     ``rep.defaults``' first learning rate, images ready (``block_until_ready``);
     ``iterations_per_call`` as :func:`jinvert.invert` takes it.
 
-    The schedule is ``(n, 0, 0, …)``, as many stages as the paper's (empty
-    ones never reached), so that the timed step is the program a call with
-    the paper's schedule runs (paper_sgd's state holds one rate per stage).
+    The schedule is ``rep.defaults.first_stage_only(n)``, so that the timed
+    step is the program a call with the paper's schedule runs.
     """
     import jax
 
     from jinvert import invert
 
-    def config(n: int):
-        return rep.defaults.replace(stages=(n,) + (0,) * (len(rep.defaults.stages) - 1))
-
     def run(n: int) -> float:
         t0 = time.perf_counter()
         jax.block_until_ready(invert(rep, code, shape=shape, key=jax.random.PRNGKey(0),
-                                     samples=samples, config=config(n), progress=False,
+                                     samples=samples, config=rep.defaults.first_stage_only(n),
+                                     progress=False,
                                      iterations_per_call=iterations_per_call).images)
         return time.perf_counter() - t0
 

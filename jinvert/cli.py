@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import sys
 import time
 import warnings
@@ -277,7 +278,8 @@ def _add_train_decoder(sub) -> None:
                           "(a learned inverter, like HOGgle), on random crops, flips and "
                           "rescales of the photos in DIR. Its weights file gives an "
                           "instant reconstruction and a warm start for 'jinvert invert "
-                          "--init decoder:FILE'. Progress lines every 5 % of the steps; "
+                          "--init decoder:FILE'. A progress bar (in a log, plain lines "
+                          "every 10 %); "
                           "a checkpoint every --checkpoint-every steps, from which "
                           "--resume continues to the weights an uninterrupted run gives."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -499,7 +501,7 @@ def _run_train_decoder(args) -> int:
     decoder, _ = decoders.train(
         args.rep, [p.pixels for p in photos], settings, checkpoint=checkpoint,
         checkpoint_every=args.checkpoint_every, resume=args.resume,
-        log=lambda line: print(f"jinvert: {line}", file=sys.stderr, flush=True),
+        progress=True,  # a bar on a terminal, plain lines in a log (jinvert.progress)
         description=f"{len(photos)} photos of {os.path.basename(os.path.abspath(args.images))}"
                     f" in sorted order: {names}")
     decoder.save(args.out)
@@ -579,6 +581,10 @@ def _dispatch(parser, argv) -> int:
     if args.command == "invert":
         return _run_invert(args)
     if args.command == "reproduce":
+        # The command as typed, options included, recorded with the tables
+        # (however jinvert was started: the script, python -m, or main()).
+        words = sys.argv[1:] if argv is None else list(argv)
+        args.command_line = "jinvert " + " ".join(shlex.quote(str(a)) for a in words)
         return reproduce.run(args)
     if args.command in ("maximize", "caricature"):
         from jinvert.experiments import preimages

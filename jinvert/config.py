@@ -162,6 +162,21 @@ class Config:
             out[i] += 1
         return dataclasses.replace(self, stages=tuple(s for s in out if s > 0))
 
+    def first_stage_only(self, iterations: int) -> "Config":
+        """``iterations`` at the first learning rate, as ``(n, 0, …, 0)``:
+        as many stages as before, the later ones empty and never reached, so
+        that a run compiles and runs the very programs a run of the full
+        schedule does (paper_sgd's state holds one rate per stage). For
+        timing steps and for warming up the compiler.
+
+        Raises:
+          ValueError: ``iterations < 1``.
+        """
+        if int(iterations) < 1:
+            raise ValueError(f"the number of iterations must be positive, got {iterations}")
+        return dataclasses.replace(
+            self, stages=(int(iterations),) + (0,) * (len(self.stages) - 1))
+
     def sized(self, shape, sigma: float) -> "Config":
         """σ and the λ for an image of ``shape = (H, W, C)``, from the paper's.
 

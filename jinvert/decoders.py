@@ -42,14 +42,16 @@ import dataclasses
 import functools
 import json
 import os
-import time
-from typing import Any, Callable, Sequence
+import sys
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from jinvert.progress import Progress, watched
 
 Array = jax.Array
 
@@ -474,6 +476,19 @@ def _losses(module, params, rep, crops, code_scale, pixel_scale, feature_weight)
     return pixel + feature_weight * feature, {"pixel": pixel, "feature": feature}
 
 
+def _training_reporter(progress, steps: int):
+    """``progress`` of :func:`train` as a callable ``(step, losses)``, or None."""
+    if progress is False:
+        return None
+    if callable(progress):
+        return lambda step, losses: progress(step, steps, losses)
+    if progress is None and not watched():
+        return None
+    return Progress(steps, unit="step", activity="training",
+                    terms={"loss": ("loss", ".4f"), "pixel": ("pixel", ".4f"),
+                           "feature": ("feature", ".4f")})
+
+
 def new_decoder(rep, rep_name: str, pool: np.ndarray, settings: TrainSettings) -> Decoder:
     """An untrained decoder for ``rep`` with its scales measured on ``pool``
     (input-space images ``(N, S, S, C)``) and weights from ``settings.seed``."""
@@ -502,7 +517,7 @@ def new_decoder(rep, rep_name: str, pool: np.ndarray, settings: TrainSettings) -
 
 def train(rep_name: str, photos: Sequence[np.ndarray], settings: TrainSettings = TrainSettings(),
           *, checkpoint: str | None = None, checkpoint_every: int = 200,
-          resume: bool = False, log: Callable[[str], None] | None = print,
+          resume: bool = False, progress=None,
           description: str = "") -> tuple[Decoder, list[float]]:
     """Train a decoder for the representation ``rep_name`` on ``photos``.
 
@@ -515,7 +530,11 @@ def train(rep_name: str, photos: Sequence[np.ndarray], settings: TrainSettings =
         and at the end: the decoder, Adam's state and the step.
       resume: continue from ``checkpoint`` if it exists (the settings must
         be the same); the result equals an uninterrupted run's.
-      log: called with a progress line about every 5 % of the steps.
+      progress: as :func:`jinvert.invert`'s: ``None`` (default) a bar where
+        a person watches, ``True`` always (plain lines every 10 % without a
+        terminal), ``False`` silent, or a callable ``(step, steps, losses)``
+        called about every 1 % of the steps and at the last, ``losses``
+        ``{"loss", "pixel", "feature"}`` (floats, of that step's batch).
       description: words on the photos, kept in the header.
 
     Returns:
@@ -550,8 +569,9 @@ def train(rep_name: str, photos: Sequence[np.ndarray], settings: TrainSettings =
         start = int(header["training"]["step"])
         decoder = dataclasses.replace(decoder, code_scale=header["code_scale"],
                                       pixel_scale=header["pixel_scale"])
-        if log:
-            log(f"resumed from {checkpoint} at step {start}/{settings.steps}")
+        if progress is not False:
+            print(f"jinvert: resumed from {checkpoint} at step {start}/{settings.steps}",
+                  file=sys.stderr, flush=True)
 
     module = decoder.module
     code_scale = jnp.float32(decoder.code_scale)
@@ -571,19 +591,18 @@ def train(rep_name: str, photos: Sequence[np.ndarray], settings: TrainSettings =
                        for i, leaf in enumerate(jax.tree_util.tree_leaves(state))})
         _save_npz(checkpoint, arrays, done.header())
 
-    losses, every = [], max(1, settings.steps // 20)
-    t0 = time.perf_counter()
+    report = _training_reporter(progress, settings.steps)
+    losses, every = [], max(1, settings.steps // 100)
     for i in range(start, settings.steps):
         params, state, loss, parts = step(params, state, i)
-        losses.append(loss)  # read back at the end: no wait for the device per step
-        if log and ((i + 1) % every == 0 or i + 1 == settings.steps or i == start):
-            elapsed = time.perf_counter() - t0
-            rate = (i + 1 - start) / elapsed
-            log(f"step {i + 1}/{settings.steps}: loss {float(loss):.4f} (pixel "
-                f"{float(parts['pixel']):.4f}, feature {float(parts['feature']):.4f}), "
-                f"{rate:.2f} steps/s, about {(settings.steps - i - 1) / rate:.0f} s left")
+        losses.append(loss)  # read back at reports and at the end, not every step
+        if report and ((i + 1) % every == 0 or i + 1 == settings.steps or i == start):
+            report(i + 1, {"loss": float(loss), "pixel": float(parts["pixel"]),
+                           "feature": float(parts["feature"])})
         if checkpoint and ((i + 1) % checkpoint_every == 0 or i + 1 == settings.steps):
             save(i + 1)
+    if isinstance(report, Progress):
+        report.close()
     if checkpoint and start >= settings.steps:
         save(settings.steps)
     return dataclasses.replace(decoder, params=params,

@@ -1,7 +1,8 @@
 """What a person watching a long optimisation sees: a bar or plain lines.
 
 One reporter for :func:`jinvert.invert` (``progress=True``, or ``None``
-where someone watches) and for the ``jinvert`` command. The first report
+where someone watches), :func:`jinvert.decoders.train` and the ``jinvert``
+command. The first report
 comes after the first compiled call returns, which includes compiling the
 program (seconds to a minute, the time of hundreds of steps), so the clock
 that the rate and the time left are computed from starts there, and the
@@ -59,12 +60,22 @@ class Progress:
         tqdm is installed), else lines.
       clock: seconds, monotonic (tests pass a fake one).
       label: the word before each line (``"jinvert"``).
+      unit: what is counted (``"iteration"``; training: ``"step"``).
+      activity: the bar's word once compiled (``"inverting"``).
+      terms: which ``terms`` to show and how, ``{name: (words, format)}``;
+        default the objective and eq. 3's data term.
     """
 
+    #: The objective and the data term of eq. 3, as an inversion shows them.
+    INVERSION_TERMS = {"total": ("loss", ".4g"), "data": ("data term", ".3g")}
+
     def __init__(self, total: int, *, stream=None, bar: bool | None = None,
-                 clock=time.perf_counter, label: str = "jinvert"):
+                 clock=time.perf_counter, label: str = "jinvert", unit: str = "iteration",
+                 activity: str = "inverting", terms: dict | None = None):
         self.stream = sys.stderr if stream is None else stream
         self.total, self.clock, self.label = int(total), clock, label
+        self.unit, self.activity = unit, activity
+        self.terms = self.INVERSION_TERMS if terms is None else dict(terms)
         self.started = clock()
         self.first = None  # (iteration, time) of the first report: compiled by then
         self.every = max(1, math.ceil(self.total / 10))
@@ -75,24 +86,26 @@ class Progress:
             self.bar = tqdm(total=self.total, desc="compiling...", unit="it", file=self.stream,
                             dynamic_ncols=True, leave=False, bar_format="{desc}")
         else:
-            print(f"{label}: compiling, then {self.total} iterations", file=self.stream,
+            print(f"{label}: compiling, then {self.total} {unit}s", file=self.stream,
                   flush=True)
 
     def __call__(self, iteration: int, terms: dict) -> None:
         """After ``iteration`` (1-based) iterations; ``terms``: floats with
-        at least ``"total"`` and ``"data"`` (means over the reconstructions)."""
+        at least the names of ``self.terms`` (for an inversion ``"total"``
+        and ``"data"``, means over the reconstructions)."""
         now = self.clock()
         if self.first is None:
             self.first = (iteration, now)
             if self.bar is not None:  # compiled: a fresh bar, its clock starting now
                 self.bar.close()
-                self.bar = self._tqdm(total=self.total, initial=iteration, desc="inverting",
+                self.bar = self._tqdm(total=self.total, initial=iteration, desc=self.activity,
                                       unit="it", file=self.stream, dynamic_ncols=True,
                                       leave=False)
         elif self.bar is not None:
             self.bar.update(iteration - self.bar.n)
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{terms['total']:.4g}", data=f"{terms['data']:.3g}")
+            self.bar.set_postfix({words.split()[0]: f"{terms[name]:{spec}}"
+                                  for name, (words, spec) in self.terms.items()})
             return
         if iteration < self.next_line and iteration != self.total:
             return
@@ -101,13 +114,16 @@ class Progress:
         done, compiled_at = self.first
         rate = (iteration - done) / (now - compiled_at) if now > compiled_at else math.nan
         left = (self.total - iteration) / rate if rate > 0 else math.nan
-        timing = (f", {rate:.1f} it/s, about {left:.0f} s left"
+        per = "it" if self.unit == "iteration" else f"{self.unit}s"
+        timing = (f", {rate:.1f} {per}/s, about {left:.0f} s left"
                   if iteration < self.total and rate > 0 else "")
-        print(f"{self.label}: iteration {iteration}/{self.total} "
-              f"({100 * iteration // self.total} %), loss {terms['total']:.4g}, "
-              f"data term {terms['data']:.3g}{timing}, {now - self.started:.1f} s elapsed"
+        shown = ", ".join(f"{words} {terms[name]:{spec}}"
+                          for name, (words, spec) in self.terms.items())
+        print(f"{self.label}: {self.unit} {iteration}/{self.total} "
+              f"({100 * iteration // self.total} %), {shown}{timing}, "
+              f"{now - self.started:.1f} s elapsed"
               + (f" ({compiled_at - self.started:.1f} s of it compiling and the first "
-                 f"{done} iteration(s))" if first_line else ""),
+                 f"{done} {self.unit}(s))" if first_line else ""),
               file=self.stream, flush=True)
 
     def close(self) -> None:

@@ -249,9 +249,8 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Run ``args.name``; print the files written. Returns the exit status."""
-    if not getattr(args, "command_line", None):
-        args.command_line = "jinvert " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
-            if sys.argv and sys.argv[0].endswith("jinvert") else f"jinvert reproduce {args.name}"
+    if not getattr(args, "command_line", None):  # a caller that did not say
+        args.command_line = f"jinvert reproduce {args.name}"
     os.makedirs(args.out, exist_ok=True)
     module = importlib.import_module(f"jinvert.experiments.{args.name}")
     try:

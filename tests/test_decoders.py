@@ -25,7 +25,7 @@ def photos():
 
 @pytest.fixture(scope="module")
 def trained(photos):
-    return decoders.train("hog", photos, TINY, log=None)
+    return decoders.train("hog", photos, TINY, progress=False)
 
 
 def test_training_lowers_the_loss(trained, photos):
@@ -91,32 +91,34 @@ def test_load_refuses_other_files(tmp_path):
         decoders.load(tmp_path / "other.npz")
 
 
-def test_resumed_training_ends_where_an_uninterrupted_one_does(photos, tmp_path):
+def test_resumed_training_ends_where_an_uninterrupted_one_does(photos, tmp_path, capsys):
     # With the feature loss (the default's), so that its path runs too.
     settings = dataclasses.replace(TINY, steps=8, feature_weight=1.0)
-    full, _ = decoders.train("hog", photos, settings, log=None)
+    full, _ = decoders.train("hog", photos, settings, progress=False)
     ckpt = str(tmp_path / "ckpt.npz")
 
     class Stop(Exception):
         pass
 
-    def interrupt(line):
-        if line.startswith("step 6/"):
+    def interrupt(step, steps, losses):
+        assert steps == 8 and set(losses) == {"loss", "pixel", "feature"}
+        if step == 6:
             raise Stop  # as a kill after step 6, before its checkpoint
     with pytest.raises(Stop):
         decoders.train("hog", photos, settings, checkpoint=ckpt, checkpoint_every=4,
-                       log=interrupt)
-    lines = []
+                       progress=interrupt)
+    reports = []
     resumed, losses = decoders.train("hog", photos, settings, checkpoint=ckpt,
-                                     checkpoint_every=4, resume=True, log=lines.append)
-    assert lines[0].startswith("resumed from") and "step 4/8" in lines[0]
+                                     checkpoint_every=4, resume=True,
+                                     progress=lambda *r: reports.append(r[0]))
+    assert "resumed from" in capsys.readouterr().err and reports == [5, 6, 7, 8]
     assert len(losses) == 4 and np.all(np.isfinite(losses))
     for a, b in zip(jax.tree_util.tree_leaves(full.params),
                     jax.tree_util.tree_leaves(resumed.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     with pytest.raises(ValueError, match="other settings"):
         decoders.train("hog", photos, dataclasses.replace(settings, seed=1),
-                       checkpoint=ckpt, resume=True, log=None)
+                       checkpoint=ckpt, resume=True, progress=False)
 
 
 def _problem():
@@ -199,7 +201,7 @@ def test_cli_trains_a_decoder_and_starts_from_it(tmp_path, capsys, monkeypatch):
                      "--checkpoint-every", "2"]) == 0
     assert os.path.exists(out) and os.path.exists(str(tmp_path / "dec.ckpt.npz"))
     err = capsys.readouterr().err
-    assert "training a hog decoder on 2 photos" in err and "step 4/4" in err
+    assert "training a hog decoder on 2 photos" in err and "step 4/4 (100 %), loss" in err
     picture = str(tmp_path / "warm.png")
     assert cli.main(["invert", "--init", f"decoder:{out}", "--size", "48", "48",
                      "--iterations", "2", "--out", picture]) == 0
@@ -241,7 +243,7 @@ def test_upsampling_stages_are_the_strides_prime_factors():
 
 def test_dsift_decoder_trains_and_upsamples_by_its_step(photos):
     settings = dataclasses.replace(TINY, crop=46, steps=40)     # 46 pixels: 3 x 3 descriptors
-    decoder, losses = decoders.train("dsift", photos, settings, log=None)
+    decoder, losses = decoders.train("dsift", photos, settings, progress=False)
     assert decoder.training["crop"] == 46 and decoder.architecture["stride"] == 15
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:5])
     rep = jinvert.dsift()

@@ -185,6 +185,26 @@ def test_total_variation_beta_one_runs_finite():
     assert np.all(np.isfinite(np.asarray(r.images)))
 
 
+def test_first_stage_only_is_the_start_of_the_full_run():
+    """``first_stage_only(n)``: the first n iterations of the full schedule,
+    by the same compiled step (the warm-up of ``reproduce`` and the timing
+    of the benchmarks rely on both)."""
+    from jinvert.optimize import _PROGRAMS
+
+    config = CONFIG.replace(stages=(6, 4))
+    assert config.first_stage_only(3).stages == (3, 0)
+    full = invert(REP, CODE, key=jax.random.PRNGKey(0), shape=(16, 16), config=config,
+                  progress=False, iterations_per_call=1)
+    step = _PROGRAMS[REP][((16, 16, 1), 1)].step
+    before = step._cache_size()
+    short = invert(REP, CODE, key=jax.random.PRNGKey(0), shape=(16, 16),
+                   config=config.first_stage_only(3), progress=False, iterations_per_call=1)
+    assert step._cache_size() == before
+    np.testing.assert_array_equal(short.history["total"], full.history["total"][:, :3])
+    with pytest.raises(ValueError, match="positive"):
+        config.first_stage_only(0)
+
+
 def rescale_stages(stages, n):
     return Config(stages=stages).with_iterations(n).stages
 

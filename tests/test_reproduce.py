@@ -62,6 +62,19 @@ def test_table1_small_reconstructs(table1_run):
         assert int(np.argmin(distances)) == i
 
 
+def test_table1_records_the_command_as_typed(table1_run, monkeypatch):
+    """The table names the command that made it, options included, however
+    jinvert was started (here through ``cli.main``, as ``python -m`` does)."""
+    from jinvert import cli
+
+    monkeypatch.setattr("sys.argv", ["/somewhere/jinvert/cli.py"])
+    argv = ["reproduce", "table1", "--out", str(table1_run), "--limit", "3",
+            "--iterations", "120", "--rep", "hog"]
+    assert cli.main(argv) == 0                         # resumed: nothing recomputed
+    md = (table1_run / "table1.md").read_text()
+    assert "jinvert reproduce table1 --out " in md and "--limit 3 --iterations 120 --rep hog" in md
+
+
 def test_table1_resume_does_not_recompute(table1_run, monkeypatch):
     calls = []
     real = common.invert_batch

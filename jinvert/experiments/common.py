@@ -278,12 +278,11 @@ def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str
         attempts = np.zeros(len(group), int)
         keys = jnp.stack([image_key(key, p.name) for p in group])
         if number == 0:
-            # The programs do not depend on the number of iterations, nor the
-            # paper's optimiser on the stage lengths: one iteration compiles
-            # what the real run uses, so its time is (almost all) compiling.
+            # One iteration compiles what the real run uses, so its time is
+            # (almost all) compiling.
             start = time.perf_counter()
             invert_batch(rep, refs, keys, samples=samples, shape=xs.shape[1:],
-                         config=config.replace(stages=(1,) + (0,) * (len(config.stages) - 1)))
+                         config=config.first_stage_only(1))
             timing["compile_s"] = time.perf_counter() - start
             log(f"{tag}: compiled in {timing['compile_s']:.1f} s")
         start = time.perf_counter()

@@ -49,6 +49,7 @@ def run(args, log=print) -> list[str]:
     crops = [t[h // 2 - h // 8:h // 2 + h // 8, w // 2 - w // 8:w // 2 + w // 8] for t in tiles[1:]]
     png = os.path.join(args.out, "fig2.png")
     figures.save(png, tiles + crops, labels + ["β = 1, centre x4", "β = 2, centre x4"],
+                 caption=figures.ERROR_CAPTION,
                  title=f"Fig. 2: TV (β = 1) vs V² (β = 2) on {family}:{layer}, {photo.name}, "
                        f"{sum(s2.stages)} iterations",
                  note=figures.random_note(family, args))

@@ -44,6 +44,7 @@ def run(args, log=print) -> list[str]:
         log(f"fig4: λV = {lam:g} done")
     png = os.path.join(args.out, "fig4.png")
     figures.save(png, tiles, labels, height=160,
+                 caption=figures.ERROR_CAPTION,
                  title=f"Fig. 4: effect of λV on {name.upper()} inversion of "
                        f"{photo.name} (β = 2, {sum(settings.stages)} iterations)")
     text = common.header(

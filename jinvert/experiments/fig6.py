@@ -40,6 +40,7 @@ def run(args, log=print) -> list[str]:
         grid_labels += ["original"] + labels[i:i + 7]
     png = os.path.join(args.out, "fig6.png")
     figures.save(png, grid, grid_labels, height=128, columns=8,
+                 caption=figures.ERROR_CAPTION,
                  title=f"Fig. 6: {photo.name} reconstructed from every layer of {family}, "
                        f"each with its defaults"
                        + (f", {args.iterations} iterations" if args.iterations else ""),

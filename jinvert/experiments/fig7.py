@@ -44,6 +44,7 @@ def run(args, log=print) -> list[str]:
         log(f"fig7: {layer} done")
     png = os.path.join(args.out, "fig7.png")
     figures.save(png, [pic for row in rows for pic in row], labels, height=128,
+                 caption=figures.ERROR_CAPTION,
                  columns=samples,
                  title=f"Fig. 7: {samples} reconstructions of {photo.name} from random "
                        f"starts, per layer of {family} (rows)",

@@ -61,12 +61,13 @@ def random_note(family: str, args, weights_label: str = "") -> str | None:
     return None
 
 
-def save(path: str, tiles, labels, *, title: str, note: str | None = None,
-         caption: str | None = ERROR_CAPTION, height: int = 160,
-         columns: int | None = None) -> list[str]:
+def save(path: str, tiles, labels, *, title: str, caption: str | None,
+         note: str | None = None, height: int = 160, columns: int | None = None) -> list[str]:
     """Lay ``tiles`` out with their ``labels`` (see
     :func:`jinvert.images.labelled_montage`), write the PNG at ``path`` and
-    return the texts drawn."""
+    return the texts drawn. ``caption`` has no default: a figure says which
+    error its labels carry (:data:`ERROR_CAPTION` for :func:`error_label`'s
+    relative error, :data:`MASKED_CAPTION`, or the paper's metric)."""
     picture, drawn = im.labelled_montage(list(tiles), list(labels), title=title, note=note,
                                          caption=caption, height=height, columns=columns)
     im.save_image(path, picture)
