@@ -80,14 +80,21 @@ def invert_all(rep, refs, keys, shape, iterations, init=None, single_stage=False
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--decoder", required=True, metavar="FILE")
-    parser.add_argument("--images", required=True, metavar="DIR")
-    parser.add_argument("--first", type=int, default=81)
-    parser.add_argument("--last", type=int, default=100)
-    parser.add_argument("--iterations", default="10,20,40,80,160,800")
+    parser.add_argument("--decoder", required=True, metavar="FILE",
+                        help="a decoder file (jinvert train-decoder; jinvert/data/hog-decoder.npz "
+                             "is the bundled one)")
+    parser.add_argument("--images", required=True, metavar="DIR",
+                        help="folder of photos, taken in sorted file-name order")
+    parser.add_argument("--first", type=int, default=81,
+                        help="first held-out photo, 1-based (default 81)")
+    parser.add_argument("--last", type=int, default=100,
+                        help="last held-out photo, included (default 100)")
+    parser.add_argument("--iterations", default="10,20,40,80,160,800",
+                        help="comma-separated iteration counts (default 10,20,40,80,160,800)")
     parser.add_argument("--noise-iterations", default=None,
                         help="counts for the runs from noise (default: --iterations)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the per-photo keys, as Table 1's (default 0)")
     parser.add_argument("--init-noise", type=float, default=0.1,
                         help="invert's init_noise for the runs from the decoder (0.1)")
     parser.add_argument("--skip-stages", type=int, default=0,
@@ -96,8 +103,10 @@ def main(argv=None) -> int:
     parser.add_argument("--single-stage", action="store_true",
                         help="run every count at the paper's first learning rate (one "
                              "stage, no decay) instead of its schedule scaled to the count")
-    parser.add_argument("--out", default="decoder-benchmark", metavar="DIR")
-    parser.add_argument("--figure", metavar="PNG")
+    parser.add_argument("--out", default="decoder-benchmark", metavar="DIR",
+                        help="where runs are kept (and reused) and decoder.md is written")
+    parser.add_argument("--figure", metavar="PNG",
+                        help="also write a labelled montage of the first four photos")
     args = parser.parse_args(argv)
 
     decoder = decoders.load(args.decoder)

@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     inv = sub.add_parser(
         "invert", help="reconstruct images from the code of an image",
         description=_wrap("Compute the code of IMAGE under a representation, "
-                          "reconstruct K images from random noise that have the same "
+                          "reconstruct K images from random noise (or, with --init "
+                          "decoder, from a learned decoder's output) that have the same "
                           "code, and write them side by side, labelled, in one PNG."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     inv.epilog_fn = _invert_epilog
@@ -451,6 +452,9 @@ def _run_invert(args) -> int:
                                 iterations=total, glyphs=glyphs, decoded=decoded)
     im.save_image(out, picture)
 
+    if decoded is not None:
+        print(f"decoder alone (the start): {ERROR_NAME} = "
+              f"{100 * _code_error(rep(decoded), code):.2f} %")
     for k in range(args.samples):
         print(f"sample {k + 1}: {ERROR_NAME} = {100 * _code_error(codes[k], code):.2f} %")
     print("  (not the paper's Table-1 metric, which normalises by the distances between\n"

@@ -145,7 +145,7 @@ class Decoder:
     architecture: dict
     code_scale: float
     pixel_scale: float
-    params: Any
+    params: Any = dataclasses.field(repr=False)
     training: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -166,13 +166,15 @@ class Decoder:
           input space (HOG: grey levels 255·g − 128).
         """
         codes = jnp.asarray(codes, jnp.float32)
+        given = tuple(codes.shape)
         single = codes.ndim == 3
         if single:
             codes = codes[None]
         k = int(self.architecture["code_channels"])
         if codes.ndim != 4 or codes.shape[-1] != k:
             raise ValueError(f"this decoder takes codes (h, w, {k}) or (B, h, w, {k}) of "
-                             f"{self.rep}; got shape {tuple(codes.shape)}")
+                             f"{self.rep!r} as jinvert.registry.resolve_representation"
+                             f"({self.rep!r}) computes them; got shape {given}")
         stride = int(self.architecture["stride"])
         if shape is None:
             shape = (stride * codes.shape[1], stride * codes.shape[2])
@@ -264,8 +266,11 @@ def _read_npz(path) -> tuple[dict, dict]:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
         header = json.loads(str(arrays.pop("header")))
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"{path} is not a jinvert decoder file ({err})") from None
+    except (OSError, ValueError, KeyError):
+        # (NumPy's own message would suggest allow_pickle=True: never for
+        # a file one did not write.)
+        raise ValueError(f"{path} is not a jinvert decoder file (not a NumPy .npz archive "
+                         f"with a JSON header)") from None
     if header.get("format") != FORMAT:
         raise ValueError(f"{path} is not a jinvert decoder file (format "
                          f"{header.get('format')!r}, expected {FORMAT!r})")
@@ -296,7 +301,7 @@ def bundled(rep_name: str) -> Decoder:
     """The decoder shipped with jinvert for ``rep_name`` (``"hog"``).
 
     Trained here by ``jinvert train-decoder`` with its defaults
-    (:class:`TrainSettings`) on 47 tiles of 14 photos that scikit-image
+    (:class:`TrainSettings`) on 42 tiles of 12 photos that scikit-image
     ships under CC0 or in the public domain (``benchmarks/cc0_photos.py``
     writes them and lists each licence), not on ImageNet photos. Its header
     (``decoder.training``) records the settings; docs/results.md gives its
@@ -396,11 +401,12 @@ def _batch(pool: Array, key, batch_size: int, crop: int) -> Array:
 class TrainSettings:
     """How :func:`train` trains (all recorded in the decoder's header).
 
-    The defaults made the decoders measured in docs/results.md, the bundled
-    one among them (HOG: about 7 minutes on a 2-core CPU; with the feature
-    loss a step costs about 3.5 times a step of the pixel loss alone, for
-    the backward pass through Φ). A feature weight of 16 rather than 4 took
-    the HOG decoder alone from 60.6 to 50.9 % error on held-out photos.
+    The defaults made the bundled HOG decoder (about 7 minutes on a quiet
+    2-core CPU, 10–11 with other jobs; with the feature loss a step costs
+    about 3.5 times a step of the pixel loss alone, for the backward pass
+    through Φ). A feature weight of 16 and 5000 steps, rather than 4 and
+    3000, took a HOG decoder alone from 60.6 to 50.9 % error on held-out
+    photos (docs/results.md).
 
     Attributes:
       steps: optimiser steps in all.
@@ -477,15 +483,16 @@ def _losses(module, params, rep, crops, code_scale, pixel_scale, feature_weight)
     return pixel + feature_weight * feature, {"pixel": pixel, "feature": feature}
 
 
-def _training_reporter(progress, steps: int):
-    """``progress`` of :func:`train` as a callable ``(step, losses)``, or None."""
+def _training_reporter(progress, steps: int, start: int):
+    """``progress`` of :func:`train` as a callable ``(step, losses)``, or None
+    (``start``: the steps a resumed run has already done)."""
     if progress is False:
         return None
     if callable(progress):
         return lambda step, losses: progress(step, steps, losses)
     if progress is None and not watched():
         return None
-    return Progress(steps, unit="step", activity="training",
+    return Progress(steps, start=start, unit="step", activity="training",
                     terms={"loss": ("loss", ".4f"), "pixel": ("pixel", ".4f"),
                            "feature": ("feature", ".4f")})
 
@@ -557,12 +564,19 @@ def train(rep_name: str, photos: Sequence[np.ndarray], settings: TrainSettings =
     params, start = decoder.params, 0
     recorded = {**dataclasses.asdict(settings), "photos": len(photos),
                 "description": description, "sizes": list(TRAIN_SIZES)}
+    if checkpoint and os.path.exists(checkpoint) and not resume and progress is not False:
+        print(f"jinvert: starting afresh, overwriting {checkpoint} (resume=True / --resume "
+              f"continues it)", file=sys.stderr, flush=True)
     if resume and checkpoint and os.path.exists(checkpoint):
         header, arrays = _read_npz(checkpoint)
         saved = {k: header["training"].get(k) for k in dataclasses.asdict(settings)}
-        if saved != dataclasses.asdict(settings) or header["rep"] != rep_name:
-            raise ValueError(f"{checkpoint} was written with other settings "
-                             f"({header['rep']}, {saved}); resume with the same ones")
+        differ = [f"{k} {saved[k]} (now {v})" for k, v in dataclasses.asdict(settings).items()
+                  if saved[k] != v]
+        if header["rep"] != rep_name:
+            differ.insert(0, f"representation {header['rep']} (now {rep_name})")
+        if differ:
+            raise ValueError(f"{checkpoint} was written with other settings: "
+                             f"{', '.join(differ)}; resume with the same ones")
         params = _unflatten({k[7:]: v for k, v in arrays.items() if k.startswith("params/")})
         leaves = [jnp.asarray(arrays[f"opt/{i}"])
                   for i in range(len(jax.tree_util.tree_leaves(state)))]
@@ -592,7 +606,8 @@ def train(rep_name: str, photos: Sequence[np.ndarray], settings: TrainSettings =
                        for i, leaf in enumerate(jax.tree_util.tree_leaves(state))})
         _save_npz(checkpoint, arrays, done.header())
 
-    report = _training_reporter(progress, settings.steps)
+    report = _training_reporter(progress, settings.steps, start) if start < settings.steps \
+        else None
     losses, every = [], max(1, settings.steps // 100)
     for i in range(start, settings.steps):
         params, state, loss, parts = step(params, state, i)

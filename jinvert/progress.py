@@ -64,6 +64,8 @@ class Progress:
       activity: the bar's word once compiled (``"inverting"``).
       terms: which ``terms`` to show and how, ``{name: (words, format)}``;
         default the objective and eq. 3's data term.
+      start: iterations done before this run (a resumed training): the
+        counts shown go on from it.
     """
 
     #: The objective and the data term of eq. 3, as an inversion shows them.
@@ -71,23 +73,25 @@ class Progress:
 
     def __init__(self, total: int, *, stream=None, bar: bool | None = None,
                  clock=time.perf_counter, label: str = "jinvert", unit: str = "iteration",
-                 activity: str = "inverting", terms: dict | None = None):
+                 activity: str = "inverting", terms: dict | None = None, start: int = 0):
         self.stream = sys.stderr if stream is None else stream
         self.total, self.clock, self.label = int(total), clock, label
         self.unit, self.activity = unit, activity
         self.terms = self.INVERSION_TERMS if terms is None else dict(terms)
         self.started = clock()
         self.first = None  # (iteration, time) of the first report: compiled by then
+        self.start = int(start)
         self.every = max(1, math.ceil(self.total / 10))
-        self.next_line = self.every
+        self.next_line = (self.start // self.every + 1) * self.every
         tqdm = _tqdm_class() if (watched(self.stream) if bar is None else bar) else None
         self._tqdm, self.bar = tqdm, None
         if tqdm is not None:
             self.bar = tqdm(total=self.total, desc="compiling...", unit="it", file=self.stream,
                             dynamic_ncols=True, leave=False, bar_format="{desc}")
         else:
-            print(f"{label}: compiling, then {self.total} {unit}s", file=self.stream,
-                  flush=True)
+            print(f"{label}: compiling, then {self.total - self.start} {unit}s"
+                  + (f" ({self.start + 1} to {self.total})" if self.start else ""),
+                  file=self.stream, flush=True)
 
     def __call__(self, iteration: int, terms: dict) -> None:
         """After ``iteration`` (1-based) iterations; ``terms``: floats with
@@ -109,7 +113,7 @@ class Progress:
             return
         if iteration < self.next_line and iteration != self.total:
             return
-        first_line = self.next_line == self.every
+        first_line = self.next_line == (self.start // self.every + 1) * self.every
         self.next_line = (iteration // self.every + 1) * self.every
         done, compiled_at = self.first
         rate = (iteration - done) / (now - compiled_at) if now > compiled_at else math.nan
@@ -123,7 +127,7 @@ class Progress:
               f"({100 * iteration // self.total} %), {shown}{timing}, "
               f"{now - self.started:.1f} s elapsed"
               + (f" ({compiled_at - self.started:.1f} s of it compiling and the first "
-                 f"{done} {self.unit}(s))" if first_line else ""),
+                 f"{done - self.start} {self.unit}(s))" if first_line else ""),
               file=self.stream, flush=True)
 
     def close(self) -> None:

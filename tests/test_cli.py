@@ -247,6 +247,25 @@ def test_progress_lines_without_a_terminal():
     assert all("s elapsed" in line for line in lines[1:])
 
 
+def test_progress_lines_of_a_resumed_training():
+    """Training's terms and unit, resumed after 200 of 1000 steps: the counts
+    go on from 200 and the first line's compile note counts this run's steps."""
+    import io
+
+    clock = iter(range(0, 10_000)).__next__
+    stream = io.StringIO()
+    progress = Progress(1000, stream=stream, bar=False, clock=clock, start=200, unit="step",
+                        terms={"loss": ("loss", ".2f"), "pixel": ("pixel", ".2f")})
+    for step in range(210, 1001, 10):
+        progress(step, {"loss": 2.0, "pixel": 0.5})
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "jinvert: compiling, then 800 steps (201 to 1000)"
+    assert lines[1] == ("jinvert: step 300/1000 (30 %), loss 2.00, pixel 0.50, 10.0 steps/s, "
+                        "about 70 s left, 10.0 s elapsed (1.0 s of it compiling and the "
+                        "first 10 step(s))")
+    assert len(lines) == 1 + 8 and lines[-1].startswith("jinvert: step 1000/1000 (100 %)")
+
+
 def test_progress_bar_clock_starts_after_compilation():
     """On a terminal, the bar's estimate ignores the first (compiling) step:
     a bar created at the first callback, its count starting there."""
