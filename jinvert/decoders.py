@@ -305,7 +305,7 @@ def bundled(rep_name: str) -> Decoder:
     ships under CC0 or in the public domain (``benchmarks/cc0_photos.py``
     writes them and lists each licence), not on ImageNet photos. Its header
     (``decoder.training``) records the settings; docs/results.md gives its
-    error on held-out ImageNet photos (55 % alone, HOGgle's 66 %).
+    error on held-out ImageNet photos (54 % alone, HOGgle's 66 %).
 
     Raises:
       ValueError: no decoder ships for ``rep_name``.
@@ -401,7 +401,7 @@ def _batch(pool: Array, key, batch_size: int, crop: int) -> Array:
 class TrainSettings:
     """How :func:`train` trains (all recorded in the decoder's header).
 
-    The defaults made the bundled HOG decoder (about 7 minutes on a quiet
+    The defaults made the bundled HOG decoder (6.4 minutes on a quiet
     2-core CPU, 10–11 with other jobs; with the feature loss a step costs
     about 3.5 times a step of the pixel loss alone, for the backward pass
     through Φ). A feature weight of 16 and 5000 steps, rather than 4 and

