@@ -313,7 +313,9 @@ def _add_train_decoder(sub) -> None:
     t.add_argument("--seed", type=int, default=d.seed, metavar="S",
                    help=f"seed of the initial weights and of the batches (default: {d.seed})")
     t.add_argument("--checkpoint", metavar="FILE",
-                   help="checkpoint file (default: OUT with .ckpt.npz)")
+                   help="checkpoint file (default: OUT with .ckpt.npz); it holds Adam's state "
+                        "too (about 3 times the decoder) and stays after the run: delete "
+                        "it when done; without --resume it is overwritten")
     t.add_argument("--checkpoint-every", type=positive_int, default=200, metavar="N",
                    help="steps between checkpoints (default: 200)")
     t.add_argument("--resume", action="store_true",
