@@ -240,13 +240,18 @@ class PaperSGDState(NamedTuple):
     momentum: jax.Array
 
 
+def _stage_rate(count: jax.Array, rates: jax.Array, ends: jax.Array) -> jax.Array:
+    """The learning rate at iteration ``count`` of a staged schedule: that of
+    the stage it falls in, the last one's after the schedule's end."""
+    return rates[jnp.minimum(jnp.sum(count >= ends), ends.shape[0] - 1)]
+
+
 def _paper_sgd_update(updates, state: PaperSGDState, params=None):
     """One step of :func:`paper_sgd` (a module-level function, so that the
     compiled inversion step does not depend on the schedule's values)."""
     del params
     count = state.count
-    stage = jnp.minimum(jnp.sum(count >= state.ends), state.ends.shape[0] - 1)
-    rate = state.rates[stage]
+    rate = _stage_rate(count, state.rates, state.ends)
     # The first iteration of every stage after the first starts from zero
     # momentum (an empty stage counts: its end equals the previous one's).
     restart = jnp.any(count == state.ends[:-1])
@@ -320,8 +325,7 @@ def _staged_rate_update(updates, state: StagedRateState, params=None):
     """Scale by −(the stage's rate); module-level so that the compiled step
     does not depend on the schedule's values (as :func:`_paper_sgd_update`)."""
     del params
-    stage = jnp.minimum(jnp.sum(state.count >= state.ends), state.ends.shape[0] - 1)
-    step = -state.rates[stage]
+    step = -_stage_rate(state.count, state.rates, state.ends)
     return (jax.tree_util.tree_map(lambda g: step.astype(g.dtype) * g, updates),
             state._replace(count=state.count + 1))
 

@@ -495,15 +495,7 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
     """
     if config is None:
         config = rep.defaults
-    if not isinstance(config, Config):
-        raise ValueError(f"config must be a jinvert.Config (e.g. rep.defaults.replace(...)), "
-                         f"got {type(config).__name__}")
-    if isinstance(samples, bool) or int(samples) != samples or samples < 1:
-        raise ValueError(f"samples must be a positive integer, got {samples!r}")
-    samples = int(samples)
-    if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
-        raise ValueError(f"optimizer must be an optax.GradientTransformation (default: the "
-                         f"paper's jinvert.paper_sgd), got {optimizer!r}")
+    samples = _check_run(config, samples, optimizer)
     if parameterization is None:
         parameterization = pixels()  # the paper's: u itself
     shape = _resolve_shape(rep, shape)
@@ -525,10 +517,33 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
         programs, params, tkeys, paper_energy(config, codes, mask, norm2), config=config,
         optimizer=optimizer, parameterization=parameterization, transforms=transforms,
         progress=progress, iterations_per_call=iterations_per_call)
+    return _result(images, out_codes, history, config, batched)
+
+
+def _check_run(config, samples, optimizer) -> int:
+    """The arguments :func:`invert` and :func:`jinvert.maximize` share:
+    ValueError unless ``config`` is a Config, ``samples`` a positive
+    integer and ``optimizer`` None or an optax transformation; returns
+    ``int(samples)``."""
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be a jinvert.Config (e.g. rep.defaults.replace(...)), "
+                         f"got {type(config).__name__}")
+    if isinstance(samples, bool) or int(samples) != samples or samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
+        raise ValueError(f"optimizer must be an optax.GradientTransformation (default: "
+                         f"config.optimizer(), the paper's jinvert.paper_sgd for the CVPR "
+                         f"settings), got {optimizer!r}")
+    return int(samples)
+
+
+def _result(images, codes, history, config, batched: bool) -> InversionResult:
+    """What :func:`invert` and :func:`jinvert.maximize` return: the ``(B, S,
+    ...)`` arrays of :func:`_solve`, without B for a single problem."""
     if not batched:
-        images, out_codes = images[0], out_codes[0]
+        images, codes = images[0], codes[0]
         history = {k: v[0] for k, v in history.items()}
-    return InversionResult(images=images, codes=out_codes, history=history, config=config)
+    return InversionResult(images=images, codes=codes, history=history, config=config)
 
 
 def per_call(iterations_per_call, platform: str) -> int:

@@ -22,8 +22,8 @@ import optax
 from jinvert import images as im
 from jinvert import terms
 from jinvert.config import Config
-from jinvert.optimize import (InversionResult, _per_code_keys, _programs, _resolve_shape,
-                              _solve, _warm_start, per_call)
+from jinvert.optimize import (InversionResult, _check_run, _per_code_keys, _programs,
+                              _resolve_shape, _result, _solve, _warm_start, per_call)
 from jinvert.parameterizations import pixels
 from jinvert.recipes import recipe
 
@@ -100,15 +100,8 @@ def maximize(rep, objective, *, key, shape=None, samples: int = 1,
     energy = terms.stack(objectives)
     if config is None:
         config = maximize_config(rep)
-    if not isinstance(config, Config):
-        raise ValueError(f"config must be a jinvert.Config, got {type(config).__name__}")
-    if isinstance(samples, bool) or int(samples) != samples or samples < 1:
-        raise ValueError(f"samples must be a positive integer, got {samples!r}")
-    samples = int(samples)
+    samples = _check_run(config, samples, optimizer)
     iterations_per_call = per_call(iterations_per_call, jax.default_backend())
-    if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
-        raise ValueError(f"optimizer must be an optax.GradientTransformation, got "
-                         f"{optimizer!r}")
     parameterization = pixels() if parameterization is None else parameterization
     count = len(objectives)
     _per_code_keys(key, (count,), False)  # one key
@@ -129,10 +122,7 @@ def maximize(rep, objective, *, key, shape=None, samples: int = 1,
         optimizer=optimizer, parameterization=parameterization, transforms=transforms,
         progress=progress,
         iterations_per_call=iterations_per_call)
-    if not batched:
-        images, codes = images[0], codes[0]
-        history = {k: v[0] for k, v in history.items()}
-    return InversionResult(images=images, codes=codes, history=history, config=config)
+    return _result(images, codes, history, config, batched)
 
 
 #: Adam's first learning rate of :func:`maximize_config` (u = x/σ per step):
