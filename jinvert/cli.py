@@ -369,8 +369,9 @@ def invert_montage(rep, args, x0, code, images, codes, *, iterations, glyphs=Non
         codes: their codes ``(K, *code_shape)``.
       iterations: the number of iterations run.
       glyphs: the HOG glyph picture, if any.
-      decoded: with ``--init decoder``, the decoder's output (input space),
-        the start of the optimisation: shown after the glyphs.
+      decoded: with ``--init decoder``, ``(image, code)``: the decoder's
+        output (input space), the start of the optimisation, and its code;
+        shown after the glyphs.
 
     Returns:
       ``(picture, drawn)`` from :func:`jinvert.images.labelled_montage`.
@@ -386,8 +387,8 @@ def invert_montage(rep, args, x0, code, images, codes, *, iterations, glyphs=Non
         tiles.append(np.asarray(glyphs))
         labels.append("HOG glyphs")
     if decoded is not None:
-        tiles.append(np.asarray(rep.deprocess(decoded)))
-        labels.append(f"decoder alone: error {100 * _code_error(rep(decoded), code):.1f} %")
+        tiles.append(np.asarray(rep.deprocess(decoded[0])))
+        labels.append(f"decoder alone: error {100 * _code_error(decoded[1], code):.1f} %")
     for k, (x, c) in enumerate(zip(images, codes)):
         tiles.append(np.asarray(rep.deprocess(x)))
         labels.append(f"reconstruction {k + 1}: error {100 * _code_error(c, code):.1f} %")
@@ -433,7 +434,10 @@ def _run_invert(args) -> int:
         config = config.with_iterations(args.iterations)
     total = config.iterations
 
-    init = _initial(args, rep)
+    decoder, init, decoded = _initial(args, rep), None, None
+    if decoder is not None:  # decoded once: the start, shown with its error
+        init = np.asarray(decoder(code, x0.shape))
+        decoded = (init, np.asarray(rep(init)))
     start = time.perf_counter()
     # progress=True: a bar on a terminal, plain lines in a log (jinvert.progress).
     result = invert(rep, code, shape=tuple(x0.shape), key=jax.random.PRNGKey(args.seed),
@@ -449,14 +453,13 @@ def _run_invert(args) -> int:
     if rep.render is not None:  # a picture of the code (HOG's glyphs)
         glyphs = rep.render(code)
     codes = np.asarray(result.codes)
-    decoded = None if init is None else np.asarray(init(code, x0.shape))
     picture, _ = invert_montage(rep, args, x0, code, np.asarray(result.images), codes,
                                 iterations=total, glyphs=glyphs, decoded=decoded)
     im.save_image(out, picture)
 
     if decoded is not None:
         print(f"decoder alone (the start): {ERROR_NAME} = "
-              f"{100 * _code_error(rep(decoded), code):.2f} %")
+              f"{100 * _code_error(decoded[1], code):.2f} %")
     for k in range(args.samples):
         print(f"sample {k + 1}: {ERROR_NAME} = {100 * _code_error(codes[k], code):.2f} %")
     print("  (not the paper's Table-1 metric, which normalises by the distances between\n"

@@ -67,6 +67,15 @@ STRIDES = {"hog": 8, "hogb": 8, "dsift": 15}
 CROPS = {"hog": 128, "hogb": 128, "dsift": 136}
 
 
+def stride_of(rep_name: str) -> int:
+    """Input-space pixels per code cell of ``rep_name`` (:data:`STRIDES`);
+    ValueError for a representation without a decoder geometry."""
+    if rep_name not in STRIDES:
+        raise ValueError(f"no decoder geometry for {rep_name!r}; decoders exist for "
+                         f"{', '.join(STRIDES)}")
+    return STRIDES[rep_name]
+
+
 def upsampling_factors(stride: int) -> tuple[int, ...]:
     """The prime factors of ``stride``, smallest first: one ×f upsampling
     stage of :class:`ConvDecoder` each (8 → (2, 2, 2), 15 → (3, 5))."""
@@ -187,8 +196,7 @@ class Decoder:
     def save(self, path: str | os.PathLike) -> None:
         """Write the decoder as one ``.npz`` (see the module's docstring),
         atomically (beside the target, then renamed)."""
-        arrays = {f"params/{k}": v for k, v in _flatten(self.params).items()}
-        _save_npz(path, arrays, self.header())
+        _save_npz(path, _param_arrays(self.params), self.header())
 
     def header(self) -> dict:
         """The JSON header: everything but the parameters."""
@@ -277,6 +285,19 @@ def _read_npz(path) -> tuple[dict, dict]:
     return header, arrays
 
 
+def _param_arrays(params) -> dict[str, np.ndarray]:
+    """The arrays a decoder or checkpoint file stores its flax parameters
+    as, ``params/Conv_0/kernel``... (read back by :func:`_saved_params`)."""
+    return {f"params/{k}": v for k, v in _flatten(params).items()}
+
+
+def _saved_params(arrays: dict) -> dict:
+    """The flax parameters of a decoder or checkpoint file's arrays (those
+    named ``params/...``; a checkpoint's ``opt/...`` are Adam's state)."""
+    return _unflatten({k[len("params/"):]: v for k, v in arrays.items()
+                       if k.startswith("params/")})
+
+
 def load(path: str | os.PathLike) -> Decoder:
     """Read a decoder written by :meth:`Decoder.save` (or a training
     checkpoint, whose optimiser state is ignored).
@@ -285,8 +306,7 @@ def load(path: str | os.PathLike) -> Decoder:
       ValueError: a missing file, or one that is not a decoder file.
     """
     header, arrays = _read_npz(path)
-    params = _unflatten({k[len("params/"):]: v for k, v in arrays.items()
-                         if k.startswith("params/")})
+    params = _saved_params(arrays)
     return Decoder(rep=header["rep"], architecture=header["architecture"],
                    code_scale=header["code_scale"], pixel_scale=header["pixel_scale"],
                    params=params, training=header.get("training", {}))
@@ -500,10 +520,7 @@ def _training_reporter(progress, steps: int, start: int):
 def new_decoder(rep, rep_name: str, pool: np.ndarray, settings: TrainSettings) -> Decoder:
     """An untrained decoder for ``rep`` with its scales measured on ``pool``
     (input-space images ``(N, S, S, C)``) and weights from ``settings.seed``."""
-    stride = STRIDES.get(rep_name)
-    if stride is None:
-        raise ValueError(f"no decoder geometry for {rep_name!r}; decoders exist for "
-                         f"{', '.join(STRIDES)}")
+    stride = stride_of(rep_name)
     if settings.crop is None:
         raise ValueError("settings.crop must be set (train sets the representation's)")
     if settings.crop > pool.shape[1]:
@@ -551,9 +568,7 @@ def train(rep_name: str, photos: Sequence[np.ndarray], settings: TrainSettings =
     """
     if not photos:
         raise ValueError("train needs at least one photo")
-    if rep_name not in STRIDES:
-        raise ValueError(f"no decoder geometry for {rep_name!r}; decoders exist for "
-                         f"{', '.join(STRIDES)}")
+    stride_of(rep_name)  # before reading the photos
     if settings.crop is None:
         settings = dataclasses.replace(settings, crop=CROPS[rep_name])
     rep = _representation(rep_name)
@@ -577,7 +592,7 @@ def train(rep_name: str, photos: Sequence[np.ndarray], settings: TrainSettings =
         if differ:
             raise ValueError(f"{checkpoint} was written with other settings: "
                              f"{', '.join(differ)}; resume with the same ones")
-        params = _unflatten({k[7:]: v for k, v in arrays.items() if k.startswith("params/")})
+        params = _saved_params(arrays)
         leaves = [jnp.asarray(arrays[f"opt/{i}"])
                   for i in range(len(jax.tree_util.tree_leaves(state)))]
         state = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), leaves)
@@ -601,7 +616,7 @@ def train(rep_name: str, photos: Sequence[np.ndarray], settings: TrainSettings =
     def save(step_done):
         done = dataclasses.replace(decoder, params=params,
                                    training={**recorded, "step": step_done})
-        arrays = {f"params/{k}": v for k, v in _flatten(params).items()}
+        arrays = _param_arrays(params)
         arrays.update({f"opt/{i}": np.asarray(leaf)
                        for i, leaf in enumerate(jax.tree_util.tree_leaves(state))})
         _save_npz(checkpoint, arrays, done.header())
