@@ -37,8 +37,11 @@ PAPER_VALUES = 227 * 227 * 3
 class Config:
     """The settings of one inversion: eq. 3's weights and the optimiser's schedule.
 
-    The defaults are the paper's for HOG, HOGb and DSIFT (Sect. 4 and
-    deep-goggle's ``experiment_shallow_quantitative.m``).
+    The defaults are the paper's for HOG, HOGb and DSIFT. λV = 5 with
+    β = 2 is the paper's text (Sect. 4); λα (the reference code's
+    ``lambdaL2 = 8e-10``), α = 6 and the 4 × 200 schedule from 0.004 are also
+    what deep-goggle's ``experiment_shallow_quantitative.m`` runs, but that
+    file uses ``lambdaTV = 1`` (λV = 0.5), not the text's 5.
 
     Attributes:
       lambda_alpha: λα, weight of the α-norm prior Σ|u|^α (dimensionless;

@@ -421,8 +421,9 @@ PHOTOS = {"chelsea": {281, 282, 283, 284, 285, 287},   # tabby, tiger cat, ..., 
 
 
 @pytest.mark.skipif(not os.environ.get(A.ENV_WEIGHTS),
-                    reason="no pretrained AlexNet here (see /work/shared/weights/README.md); "
-                           f"set ${A.ENV_WEIGHTS} to imagenet-caffe-ref.mat or another file")
+                    reason="no pretrained AlexNet given: set "
+                           f"${A.ENV_WEIGHTS} to MatConvNet's imagenet-caffe-ref.mat or another "
+                           "AlexNet weight file (Caffe .caffemodel, .npz, torchvision state dict)")
 @pytest.mark.parametrize("photo", sorted(PHOTOS))
 def test_pretrained_top5(photo):
     skimage_data = pytest.importorskip("skimage.data")
