@@ -224,14 +224,35 @@ def test_fc6_is_the_dense_layer_on_pool5(params):
 # Against PyTorch (an independent implementation), when torch is installed
 # --------------------------------------------------------------------------
 
+# The networks written out again here (not read from jinvert's tables), so
+# that a wrong stride, padding, group count or layer order in jinvert shows.
+# name: (stride, padding, groups); the kernels come with the params.
+_CAFFE = {"conv1": (4, 0, 1), "conv2": (1, 2, 2), "conv3": (1, 1, 1), "conv4": (1, 1, 2),
+          "conv5": (1, 1, 2), "fc6": (1, 0, 1), "fc7": (1, 0, 1), "fc8": (1, 0, 1)}
+_TORCHVISION = {"conv1": (4, 2, 1), "conv2": (1, 2, 1), "conv3": (1, 1, 1),
+                "conv4": (1, 1, 1), "conv5": (1, 1, 1), "fc6": (1, 0, 1), "fc7": (1, 0, 1),
+                "fc8": (1, 0, 1)}
+_TAIL = ("conv3", "relu3", "conv4", "relu4", "conv5", "relu5", "mpool5",
+         "fc6", "relu6", "fc7", "relu7", "fc8")
+TORCH_NETS = {  # variant: (layers in evaluation order, convolutions)
+    # CaffeNet pools before normalising, bvlc_alexnet after; torchvision has no LRN.
+    "caffe-ref": (("conv1", "relu1", "mpool1", "norm1", "conv2", "relu2", "mpool2", "norm2")
+                  + _TAIL, _CAFFE),
+    "caffe-alex": (("conv1", "relu1", "norm1", "mpool1", "conv2", "relu2", "norm2", "mpool2")
+                   + _TAIL, _CAFFE),
+    "torchvision": (("conv1", "relu1", "mpool1", "conv2", "relu2", "mpool2") + _TAIL,
+                    _TORCHVISION),
+}
+
+
 def torch_forward(params, x, variant):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     t = torch.from_numpy(np.array(x, np.float32)).permute(2, 0, 1)[None]
-    convs = A._CONVS[variant]
-    for name in A.VARIANT_LAYERS[variant]:
+    layers, convs = TORCH_NETS[variant]
+    for name in layers:
         if name in convs:
-            k, s, pd, _, _, g = convs[name]
+            s, pd, g = convs[name]
             w = torch.from_numpy(np.array(params[name]["kernel"])).permute(3, 2, 0, 1)
             b = torch.from_numpy(np.array(params[name]["bias"]))
             t = F.conv2d(t, w.contiguous(), b, stride=s, padding=pd, groups=g)

@@ -1,8 +1,11 @@
 """The PyTorch side of ``benchmarks/gpu.py`` computes what jinvert computes:
 the same codes (HOG, HOGb, DSIFT, AlexNet, EfficientNet-Lite0), the same
 energy and gradient, the same paper_sgd trajectory (skipped without torch);
-and its timer reads a loop's cost per iteration off runs of n and 2n."""
+it is written independently of jinvert (it imports nothing from it, checked
+on its source); and its timer reads a loop's cost per iteration off runs of
+n and 2n."""
 
+import ast
 import importlib.util
 import os
 import sys
@@ -43,6 +46,59 @@ def _photo(size):
 
 def _max_relative(a, b):
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(np.asarray(b))))
+
+
+BENCHMARKS = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
+#: The PyTorch references, and what they may take from jinvert: readers of
+#: weights only, so that a parity test never compares jinvert with itself.
+REFERENCES = ("torch_features.py", "torch_inversion.py")
+WEIGHT_LOADERS = {"jinvert.weights": {"load"},
+                  "jinvert.representations.efficientnet": {"load_params"}}
+
+
+def _jinvert_imports(source: str) -> list[str]:
+    """What ``source`` takes from jinvert beyond :data:`WEIGHT_LOADERS`:
+    ``import jinvert…`` (the whole module), ``from jinvert… import name``,
+    ``importlib.import_module("jinvert…")`` / ``__import__``, at any depth."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "jinvert"]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 0 and module.split(".")[0] == "jinvert":
+                allowed = WEIGHT_LOADERS.get(module, set())
+                found += [f"{module}.{a.name}" for a in node.names if a.name not in allowed]
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            arg = node.args[0]
+            if (name in ("import_module", "__import__") and isinstance(arg, ast.Constant)
+                    and str(arg.value).split(".")[0] == "jinvert"):
+                found.append(str(arg.value))
+    return found
+
+
+def test_jinvert_import_finder_sees_every_form():
+    # The finder itself: each way of reaching jinvert is caught, the
+    # weight loaders and other packages are not.
+    assert _jinvert_imports("import jinvert.representations.hog as h") == [
+        "jinvert.representations.hog"]
+    assert _jinvert_imports("def f():\n    from jinvert.representations import hog") == [
+        "jinvert.representations.hog"]
+    assert _jinvert_imports("from jinvert.representations.efficientnet import load_params, "
+                            "_same_padding") == ["jinvert.representations.efficientnet."
+                                                 "_same_padding"]
+    assert _jinvert_imports("importlib.import_module('jinvert.representations.dsift')") == [
+        "jinvert.representations.dsift"]
+    assert _jinvert_imports("from jinvert.weights import load\nimport torch\n"
+                            "from .jinvert import x") == []
+
+
+@pytest.mark.parametrize("name", REFERENCES)
+def test_torch_references_import_nothing_from_jinvert(name):
+    with open(os.path.join(BENCHMARKS, name), encoding="utf-8") as f:
+        assert _jinvert_imports(f.read()) == []
 
 
 SHALLOW = {
