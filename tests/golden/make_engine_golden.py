@@ -1,16 +1,20 @@
-"""Write tests/golden/engine_golden.npz: short runs of the inversion engine
-as it was before issue 13 (main at 1d44ae4, the ``optimize._run`` engine),
-which tests/test_engine_golden.py pins the current engine against.
+"""Write tests/golden/engine_golden.npz: short runs of the inversion engine at
+the paper's defaults, which tests/test_engine_golden.py pins the engine to.
 
-Run once, from the repository root, at that commit:
+The pins were first written on main at 1d44ae4 (the ``optimize._run``
+engine, per-stage ``optax.sgd`` states); every engine since has reproduced
+them bit for bit on the CPU. This script makes the same runs through today's
+public API, so the file can be regenerated (and checked) at any commit:
 
-    PYTHONPATH=. JAX_PLATFORMS=cpu python tests/golden/make_engine_golden.py
+    JAX_PLATFORMS=cpu python tests/golden/make_engine_golden.py           # rewrite the file
+    JAX_PLATFORMS=cpu python tests/golden/make_engine_golden.py --check   # compare, write nothing
 
-(It calls the old API: ``invert(..., stages=..., learning_rate=...)`` and
-``experiments.common.invert_batch(rep, codes, keys, settings=...)``; it
-does not run against the new engine, and need not: its output is the pin.)
+``--check`` exits 1 unless every array equals the stored one bit for bit
+(tests/test_engine_golden.py runs :func:`compute` the same way).
 """
 
+import argparse
+import dataclasses
 import os
 import sys
 
@@ -19,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 import jinvert  # noqa: E402
 from jinvert import images  # noqa: E402
 from jinvert.experiments import common  # noqa: E402
@@ -27,9 +32,16 @@ from _toy import toy_image, toy_rep  # noqa: E402
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "engine_golden.npz")
 
 
-def main():
+def vmapped_hog():
+    """CNN-HOG (27 channels) with its samples vmapped, as the pins were
+    written (on the CPU HOG now runs them one after another by default)."""
+    return dataclasses.replace(jinvert.hog(texture=False), cpu_batching="vmap")
+
+
+def compute() -> dict:
+    """The pinned runs: name -> array (see the comments for each run)."""
     photo = np.asarray(images.load_image(), np.float32)            # 512×512×3 in [0, 1]
-    rep = jinvert.hog(texture=False)
+    rep = vmapped_hog()
     crop_a = photo[40:72, 100:140]                                # 32×40
     crop_b = photo[200:232, 60:100]
     xa, xb = np.asarray(rep.preprocess(crop_a)), np.asarray(rep.preprocess(crop_b))
@@ -38,17 +50,17 @@ def main():
     out = {"hog_code_a": ca, "hog_code_b": cb}
 
     # 1. HOG at the paper's settings but a short schedule: 2 samples, 3 stages.
-    r = jinvert.invert(rep, ca, shape=xa.shape, key=jax.random.PRNGKey(0), samples=2,
-                       stages=(4, 3, 3))
+    r = jinvert.invert(rep, ca, shape=xa.shape[:2], key=jax.random.PRNGKey(0), samples=2,
+                       config=rep.defaults.replace(stages=(4, 3, 3)))
     out["hog_images"] = np.asarray(r.images)
     out["hog_total"] = np.asarray(r.history["total"])
 
     # 2. A batch of two codes with one key per code (experiments.common).
-    settings = common.settings_for(rep, iterations=6)                # (2, 2, 1, 1)... rescaled
+    config = common.config_for(rep, iterations=6)                 # the schedule rescaled
     keys = jnp.stack([common.image_key(jax.random.PRNGKey(3), n) for n in ("a", "b")])
-    imgs, codes, energy = common.invert_batch(rep, np.stack([ca, cb]), keys,
-                                              settings=settings, samples=1, shape=xa.shape)
-    out["batch_stages"] = np.asarray(settings["stages"])
+    imgs, _, energy = common.invert_batch(rep, np.stack([ca, cb]), keys, config=config,
+                                          samples=1, shape=xa.shape)
+    out["batch_stages"] = np.asarray(config.stages)
     out["batch_images"] = imgs
     out["batch_energy"] = energy
 
@@ -59,12 +71,38 @@ def main():
     mask = np.zeros(code.shape, bool)
     mask[1:5, 1:6] = True
     r = jinvert.invert(trep, code, shape=(16, 16), key=jax.random.PRNGKey(5), samples=2,
-                       stages=(5, 0, 4, 3), mask=mask)
+                       mask=mask, config=trep.defaults.replace(stages=(5, 0, 4, 3)))
     out["toy_images"] = np.asarray(r.images)
     out["toy_total"] = np.asarray(r.history["total"])
+    return out
+
+
+def differences(new: dict, path: str = OUT) -> list[str]:
+    """Names whose arrays in ``new`` differ from the file at ``path`` in any
+    bit (shape, dtype or value), or are missing on either side."""
+    stored = np.load(path)
+    names = sorted(set(new) | set(stored.files))
+    return [n for n in names
+            if n not in new or n not in stored.files
+            or np.asarray(new[n]).dtype != stored[n].dtype
+            or np.asarray(new[n]).shape != stored[n].shape
+            or np.asarray(new[n]).tobytes() != stored[n].tobytes()]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="compare with the stored file bit for bit; write nothing")
+    args = parser.parse_args(argv)
+    out = compute()
+    if args.check:
+        bad = differences(out)
+        print("engine goldens: " + ("identical" if not bad else "differ in " + ", ".join(bad)))
+        return 1 if bad else 0
     np.savez_compressed(OUT, **out)
     print(OUT, os.path.getsize(OUT), "bytes;", {k: v.shape for k, v in out.items()})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
