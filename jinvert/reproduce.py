@@ -114,8 +114,8 @@ DETAILS = {
              "iterations at 0.002-0.26 s per image on EfficientNet): many hours on "
              "two CPU cores (6 to 18 by the measured iteration times); reduce it "
              "with --layers, --limit and --iterations (6 layers x 4 images x 200 "
-             "iterations took 13 minutes). On one GPU (NVIDIA H200) with --batch-size "
-             "100, the first 10 EfficientNet taps x 3 lambda_V x 100 photos took "
+             "iterations took about 55 minutes on a shared 2-core CPU). On one GPU "
+             "(NVIDIA H200) with --batch-size 100, the first 10 EfficientNet taps x 3 lambda_V x 100 photos took "
              "8 minutes; the deeper taps cost more."),
     "fig2": dict(
         what="the paper's Fig. 2: total variation (beta = 1) leaves 'spikes' where "

@@ -11,7 +11,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from jinvert.representations.efficientnet import BLOCKS
+#: EfficientNet-Lite0's stages as published (Tan & Le 2019, Table 1; Lite
+#: drops squeeze-and-excitation and uses ReLU6): (repeats, kernel, stride of
+#: the first block, expansion, input width, output width). Written here, not
+#: taken from :mod:`jinvert.representations.efficientnet`, so that a wrong
+#: table there shows up as a difference.
+STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40),
+          (3, 3, 2, 6, 40, 80), (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192),
+          (1, 3, 1, 6, 192, 320))
+
+
+def blocks():
+    """The 16 blocks, ``(kernel, stride, expansion, in, out)`` each."""
+    return [(k, s if r == 0 else 1, e, cin if r == 0 else cout, cout)
+            for (n, k, s, e, cin, cout) in STAGES for r in range(n)]
 
 
 def torch_logits(sd, x_nhwc, symmetric=False):
@@ -48,8 +61,10 @@ def torch_logits(sd, x_nhwc, symmetric=False):
     with torch.no_grad():
         x = torch.from_numpy(np.ascontiguousarray(np.asarray(x_nhwc).transpose(0, 3, 1, 2)))
         x = F.relu6(bn(conv(x, "_conv_stem.weight", 2), "_bn0"))
-        for i, (k, s, e, cin, cout) in enumerate(BLOCKS):
+        for i, (k, s, e, cin, cout) in enumerate(blocks()):
             p, y = f"_blocks.{i}", x
+            # The checkpoint's depthwise kernel is the table's.
+            assert tuple(t[p + "._depthwise_conv.weight"].shape[-2:]) == (k, k), (i, k)
             if e != 1:
                 y = F.relu6(bn(conv(y, p + "._expand_conv.weight"), p + "._bn0"))
             y = F.relu6(bn(conv(y, p + "._depthwise_conv.weight", s, y.shape[1]), p + "._bn1"))
