@@ -2,13 +2,15 @@
 
     python benchmarks/decoder.py --decoder hog-decoder.npz \\
         --images /work/shared/images/imagenet-sample-100 --first 81 --last 100 \\
-        [--iterations 10,20,40,80,160,800] [--out DIR] [--figure PNG]
+        [--iterations 10,20,40,80,160,800] [--out DIR] [--figure PNG] [--size 227]
 
 Held-out photos ``--first`` … ``--last`` (1-based, sorted file names) are made
 227 × 227 grey images and encoded, exactly as ``jinvert reproduce table1``
-does (:func:`jinvert.experiments.common.prepare`). For each it measures, in
-the paper's metric (:func:`jinvert.reconstruction_error`, normalised over
-these photos' codes; mean ± std in %, the squared variant beside):
+does (:func:`jinvert.experiments.common.prepare`; ``--size S``: S × S
+instead, for a quick check such as tests/test_benchmarks.py's). For each it
+measures, in the paper's metric (:func:`jinvert.reconstruction_error`,
+normalised over these photos' codes; mean ± std in %, the squared variant
+beside):
 
 * the decoder alone (one forward pass);
 * the paper's optimisation from noise (its defaults; the schedule of
@@ -107,6 +109,8 @@ def main(argv=None) -> int:
                         help="where runs are kept (and reused) and decoder.md is written")
     parser.add_argument("--figure", metavar="PNG",
                         help="also write a labelled montage of the first four photos")
+    parser.add_argument("--size", type=int, default=None,
+                        help="make the photos SIZE x SIZE (default: the paper's 227 x 227)")
     args = parser.parse_args(argv)
 
     decoder = decoders.load(args.decoder)
@@ -115,7 +119,11 @@ def main(argv=None) -> int:
     counts = [int(n) for n in args.iterations.split(",") if n]
     noise_counts = ([int(n) for n in args.noise_iterations.split(",") if n]
                     if args.noise_iterations is not None else counts)
-    xs = np.stack([common.prepare(rep, p) for p in photos])
+    if args.size is None:
+        xs = np.stack([common.prepare(rep, p) for p in photos])
+    else:
+        xs = np.stack([np.asarray(rep.preprocess(im.resize_and_crop(
+            p.pixels, (args.size, args.size), name=p.name)), np.float32) for p in photos])
     refs = common.compute_codes(rep, xs)
     shape = xs.shape[1:]
     keys = jnp.stack([common.image_key(jax.random.PRNGKey(args.seed), p.name)
@@ -170,7 +178,7 @@ def main(argv=None) -> int:
             f"- decoder: `{args.decoder}` (trained on {decoder.training.get('description')}, "
             f"{decoder.training.get('step')} steps)\n"
             f"- held-out photos: {args.first}–{args.last} of `{args.images}` (sorted), "
-            f"{len(photos)} photos, 227 × 227 grey\n"
+            f"{len(photos)} photos, {shape[0]} × {shape[1]} grey\n"
             f"- init_noise of the runs from the decoder: {args.init_noise:g}; stages of "
             f"the paper's schedule they skip: {args.skip_stages}\n"
             f"- schedule: " + ("one stage at lr 0.004 (no decay)" if args.single_stage
@@ -194,7 +202,7 @@ def main(argv=None) -> int:
         tiles, labels = [], []
         for i in range(min(4, len(photos))):
             tiles.append(np.asarray(rep.deprocess(xs[i])))
-            labels.append(f"{names[i]} (held out, grey 227x227)")
+            labels.append(f"{names[i]} (held out, grey {shape[0]}x{shape[1]})")
             tiles.append(np.asarray(rep.deprocess(decoded[i])))
             labels.append(f"decoder alone: {by[(rows[0][0], 0)][i]:.1f} %")
             n = noise_counts[-1]

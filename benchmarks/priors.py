@@ -2,6 +2,7 @@
 
     python benchmarks/priors.py [--limit 6] [--iterations 400] [--reps hog,hogb,dsift]
                                 [--options paper,jitter,fourier,adam,dip,best] [--seed 0]
+                                [--size 227] [--out DIR]
 
 For each representation and each option, every photo (scikit-image's bundled
 data, 227×227 grey, as ``benchmarks/shallow_quality.py``) is encoded and
@@ -16,6 +17,14 @@ option. Printed as a Markdown table:
   (:func:`jinvert.metrics.ssim`, grey levels in [0, 1]), mean ± std;
 * diverged: reconstructions with NaN pixels (counted with a zero code and a
   mid-grey image).
+
+With ``--out DIR`` it also keeps what the table was computed from:
+``priors.json`` (the photos, and per row the per-photo errors, squared
+errors and SSIMs) and ``{rep}-{option}.npz`` (``images``, ``codes`` of the
+reconstructions, ``originals`` and ``reference_codes``, all ``(N, ...)`` in
+the representation's input space), so that tests/test_benchmarks.py can
+score them independently. ``--size`` (default the paper's 227) shrinks the
+photos for such a test.
 
 The options (all other settings are the paper's: λα = 2.16e8, α = 6, λV = 5,
 β = 2, stages 4 × iterations/4 with tenfold learning-rate drops, each stage
@@ -43,6 +52,7 @@ non-paper options.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -91,10 +101,12 @@ def options(args, config) -> dict:
 def run_option(rep, photos, kwargs, seed):
     """Invert every photo with ``kwargs``; returns (errors %, squared-variant
     errors %, ssims, diverged, seconds per photo excluding the first call's
-    compilation)."""
+    compilation, arrays), ``arrays`` the reconstructions ``images`` and their
+    ``codes``, the ``originals`` and their ``reference_codes`` (stacked,
+    input space)."""
     x0s = [rep.preprocess(im) for _, im in photos]
     codes0 = [np.asarray(rep(x)) for x in x0s]
-    codes, sims, diverged, times = [], [], 0, []
+    codes, sims, diverged, times, reconstructions = [], [], 0, [], []
     for i, (x0, c0) in enumerate(zip(x0s, codes0)):
         start = time.perf_counter()
         r = invert(rep, c0, shape=x0.shape, key=jax.random.PRNGKey(seed + i),
@@ -104,13 +116,17 @@ def run_option(rep, photos, kwargs, seed):
         if not np.all(np.isfinite(image)):
             diverged += 1
             image = np.zeros_like(image)
+        reconstructions.append(image)
         codes.append(np.nan_to_num(np.asarray(r.codes[0])))
         grey = lambda x: np.asarray(rep.deprocess(x)).mean(axis=-1)  # noqa: E731
         sims.append(float(ssim(grey(image), grey(np.asarray(x0)))))
     err = 100 * reconstruction_error(codes, codes0)
     err_sq = 100 * reconstruction_error(codes, codes0, squared=True)
     seconds = np.mean(times[1:]) if len(times) > 1 else times[0]
-    return err, err_sq, np.array(sims), diverged, seconds
+    arrays = dict(images=np.stack(reconstructions), codes=np.stack(codes),
+                  originals=np.stack([np.asarray(x) for x in x0s]),
+                  reference_codes=np.stack(codes0))
+    return err, err_sq, np.array(sims), diverged, seconds, arrays
 
 
 def main(argv=None):
@@ -126,11 +142,15 @@ def main(argv=None):
     parser.add_argument("--adam-lr", type=float, default=0.003)
     parser.add_argument("--dip-lr", type=float, default=0.002)
     parser.add_argument("--best-lr", type=float, default=0.001)
+    parser.add_argument("--size", type=int, default=common.PAPER_SIZE[0],
+                        help="side of the square photos, pixels (227, the paper's)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="also keep the reconstructions and per-photo numbers here")
     args = parser.parse_args(argv)
 
     # scikit-image's photos, resized and centre-cropped to the paper's 227 × 227
     # (made grey by HOG's and DSIFT's preprocess), as `jinvert reproduce table1`.
-    photos = [(p.name, images.resize_and_crop(p.pixels, common.PAPER_SIZE, name=p.name))
+    photos = [(p.name, images.resize_and_crop(p.pixels, (args.size, args.size), name=p.name))
               for p in common.load_image_set(None, args.limit)]
     chosen = args.options.split(",")
     unknown = [o for o in chosen if o not in OPTION_NAMES]
@@ -138,7 +158,8 @@ def main(argv=None):
         raise SystemExit(f"unknown options {unknown}; choose from {list(OPTION_NAMES)}")
     print("command: python benchmarks/priors.py " + " ".join(sys.argv[1:] if argv is None
                                                               else argv))
-    print(f"{len(photos)} photos at 227x227 grey: {', '.join(n for n, _ in photos)}; "
+    print(f"{len(photos)} photos at {args.size}x{args.size} grey: "
+          f"{', '.join(n for n, _ in photos)}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"jax {jax.__version__} on {jax.default_backend()}")
     rows = []
@@ -146,9 +167,12 @@ def main(argv=None):
         rep = resolve_representation(name)
         table = options(args, rep.defaults.with_iterations(args.iterations))
         for option in chosen:
-            err, err_sq, sims, diverged, seconds = run_option(rep, photos, table[option],
-                                                              args.seed)
+            err, err_sq, sims, diverged, seconds, arrays = run_option(
+                rep, photos, table[option], args.seed)
             rows.append((name, option, err, err_sq, sims, diverged, seconds))
+            if args.out:
+                os.makedirs(args.out, exist_ok=True)
+                np.savez(os.path.join(args.out, f"{name}-{option}.npz"), **arrays)
             print(f"  {name} {option}: error " + " ".join(f"{e:.1f}" for e in err)
                   + "  ssim " + " ".join(f"{s:.3f}" for s in sims), flush=True)
 
@@ -159,6 +183,12 @@ def main(argv=None):
         print(f"| {name} | {option} | {err.mean():.2f} ± {err.std(ddof=1):.2f} "
               f"| {err_sq.mean():.2f} ± {err_sq.std(ddof=1):.2f} "
               f"| {sims.mean():.3f} ± {sims.std(ddof=1):.3f} | {diverged} | {seconds:.1f} |")
+    if args.out:
+        with open(os.path.join(args.out, "priors.json"), "w", encoding="utf-8") as f:
+            json.dump({"photos": [n for n, _ in photos], "rows": [
+                {"rep": r[0], "option": r[1], "error": r[2].tolist(), "squared": r[3].tolist(),
+                 "ssim": r[4].tolist(), "diverged": r[5], "seconds": float(r[6])}
+                for r in rows]}, f)
 
 
 if __name__ == "__main__":

@@ -503,6 +503,32 @@ def _losses(module, params, rep, crops, code_scale, pixel_scale, feature_weight)
     return pixel + feature_weight * feature, {"pixel": pixel, "feature": feature}
 
 
+#: :func:`_losses` compiled (run op by op, HOG's forward pass alone would take seconds).
+_jitted_losses = jax.jit(_losses, static_argnums=(0, 2, 6))
+
+
+def training_loss(decoder: Decoder, crops, feature_weight: float) -> tuple[Array, dict]:
+    """The loss :func:`train` minimises, at ``decoder``'s weights, on given crops.
+
+    Args:
+      decoder: a :class:`Decoder` (its representation is the registry's
+        ``decoder.rep``).
+      crops: input-space images ``(N, S, S, C)`` (the training batch).
+      feature_weight: w, the weight of the feature loss
+        (:attr:`TrainSettings.feature_weight`).
+
+    Returns:
+      ``(total, {"pixel", "feature"})``, float32 scalars: ``pixel`` the mean
+      squared pixel error over the batch divided by ``pixel_scale²``;
+      ``feature`` the mean over the crops of ||Φ(x̂) − Φ(x)||² / ||Φ(x)||²,
+      x̂ the decoder's output for Φ(x) (0 when w is 0: not computed);
+      ``total`` = pixel + w·feature.
+    """
+    return _jitted_losses(decoder.module, decoder.params, _representation(decoder.rep),
+                          jnp.asarray(crops, jnp.float32), jnp.float32(decoder.code_scale),
+                          jnp.float32(decoder.pixel_scale), float(feature_weight))
+
+
 def _training_reporter(progress, steps: int, start: int):
     """``progress`` of :func:`train` as a callable ``(step, losses)``, or None
     (``start``: the steps a resumed run has already done)."""

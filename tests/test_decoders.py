@@ -14,6 +14,9 @@ from jinvert import cli, decoders, images
 #: A tiny network and short run: these tests check behaviour, not quality.
 TINY = decoders.TrainSettings(steps=60, batch_size=8, crop=32, learning_rate=5e-3,
                               feature_weight=0.0, width=8, blocks=1, seed=0)
+#: The same with the feature loss, at a weight that is neither 0 nor 1 (so a
+#: dropped or mis-weighted term shows).
+FEATURE = dataclasses.replace(TINY, steps=8, feature_weight=3.0)
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +29,15 @@ def photos():
 @pytest.fixture(scope="module")
 def trained(photos):
     return decoders.train("hog", photos, TINY, progress=False)
+
+
+@pytest.fixture(scope="module")
+def feature_run(photos):
+    """A run of FEATURE: (decoder, the losses reported at every step)."""
+    reports = []
+    decoder, _ = decoders.train("hog", photos, FEATURE,
+                                progress=lambda step, steps, losses: reports.append(losses))
+    return decoder, reports
 
 
 def test_training_lowers_the_loss(trained, photos):
@@ -92,10 +104,11 @@ def test_load_refuses_other_files(tmp_path):
         decoders.load(tmp_path / "other.npz")
 
 
-def test_resumed_training_ends_where_an_uninterrupted_one_does(photos, tmp_path, capsys):
+def test_resumed_training_ends_where_an_uninterrupted_one_does(photos, feature_run, tmp_path,
+                                                              capsys):
     # With the feature loss (the default's), so that its path runs too.
-    settings = dataclasses.replace(TINY, steps=8, feature_weight=1.0)
-    full, _ = decoders.train("hog", photos, settings, progress=False)
+    settings = FEATURE
+    full, _ = feature_run
     ckpt = str(tmp_path / "ckpt.npz")
 
     class Stop(Exception):
@@ -120,6 +133,41 @@ def test_resumed_training_ends_where_an_uninterrupted_one_does(photos, tmp_path,
     with pytest.raises(ValueError, match=r"other settings: seed 0 \(now 1\)"):
         decoders.train("hog", photos, dataclasses.replace(settings, seed=1),
                        checkpoint=ckpt, resume=True, progress=False)
+
+
+def test_training_loss_is_pixels_plus_weighted_features(trained, photos):
+    """decoders.training_loss against its definition, recomputed from the
+    decoder's own output: pixel = mean (x̂ − x)² / pixel_scale², feature =
+    mean over crops of ||Φ(x̂) − Φ(x)||² / ||Φ(x)||², total = pixel + w·feature."""
+    decoder, _ = trained
+    rep = jinvert.hog(texture=False)
+    crops = jnp.asarray(decoders.training_pool(rep, photos)[:3, 40:104, 40:104])
+    phi = jax.jit(rep.apply)
+    codes = jnp.stack([phi(c) for c in crops])
+    out = decoder(codes, crops.shape[1:])
+    pixel = float(jnp.mean((out - crops) ** 2)) / decoder.pixel_scale ** 2
+    feature = np.mean([float(jnp.sum((phi(o) - c) ** 2) / jnp.sum(c ** 2))
+                       for o, c in zip(out, codes)])
+    assert feature > 0.05                          # large enough for its weight to show
+    total, parts = decoders.training_loss(decoder, crops, 3.0)
+    assert float(parts["pixel"]) == pytest.approx(pixel, rel=1e-5)
+    assert float(parts["feature"]) == pytest.approx(feature, rel=1e-4)
+    assert float(total) == pytest.approx(pixel + 3.0 * feature, rel=1e-5)
+    total, parts = decoders.training_loss(decoder, crops, 0.0)
+    assert float(total) == pytest.approx(pixel, rel=1e-5) and float(parts["feature"]) == 0.0
+
+
+def test_training_follows_the_feature_loss(feature_run):
+    """train minimises pixel + w·feature: every step's reported loss is that
+    sum, with a non-trivial feature term (a term dropped or weighted
+    otherwise in the training step fails here; test_training_loss_... pins
+    the term's definition)."""
+    _, reports = feature_run
+    assert len(reports) == FEATURE.steps
+    for losses in reports:
+        assert losses["feature"] > 0.05
+        assert losses["loss"] == pytest.approx(
+            losses["pixel"] + FEATURE.feature_weight * losses["feature"], rel=1e-5)
 
 
 def _problem():
