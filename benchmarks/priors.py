@@ -180,9 +180,9 @@ def main(argv=None):
           "| squared variant % (MATLAB code) | SSIM (mean ± std) | diverged | s / image |")
     print("|---|---|---|---|---|---|---|")
     for name, option, err, err_sq, sims, diverged, seconds in rows:
-        print(f"| {name} | {option} | {err.mean():.2f} ± {err.std(ddof=1):.2f} "
-              f"| {err_sq.mean():.2f} ± {err_sq.std(ddof=1):.2f} "
-              f"| {sims.mean():.3f} ± {sims.std(ddof=1):.3f} | {diverged} | {seconds:.1f} |")
+        # mean ± population std over the photos, as every jinvert report
+        print(f"| {name} | {option} | {common.mean_std(err)} | {common.mean_std(err_sq)} "
+              f"| {common.mean_std(sims, 3)} | {diverged} | {seconds:.1f} |")
     if args.out:
         with open(os.path.join(args.out, "priors.json"), "w", encoding="utf-8") as f:
             json.dump({"photos": [n for n, _ in photos], "rows": [

@@ -116,12 +116,13 @@ def test_priors_benchmark_scores_its_reconstructions(tmp_path, capsys):
         np.testing.assert_allclose(row["error"], err, rtol=1e-4)
         np.testing.assert_allclose(row["squared"], err_sq, rtol=1e-4)
         np.testing.assert_allclose(row["ssim"], sims, atol=1e-4)
-        # The published table: mean ± std (ddof 1) of those, to its decimals.
+        # The published table: mean ± population std (ddof 0) of those, to
+        # its decimals.
         cells = _table(printed, ["hog", option])
         for cell, values, places in ((cells[2], err, 2), (cells[3], err_sq, 2),
                                      (cells[4], sims, 3)):
             assert _mean_std(cell) == pytest.approx(
-                (values.mean(), values.std(ddof=1)), abs=0.6 * 10 ** -places)
+                (values.mean(), values.std(ddof=0)), abs=0.6 * 10 ** -places)
         assert cells[5] == "0"                                  # none diverged
     assert sorted(kept) == ["best", "paper"]
     # 'paper' is a plain invert at the paper's settings (its schedule scaled

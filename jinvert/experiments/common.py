@@ -348,11 +348,11 @@ def normalised_errors(rep, photos: Sequence[Photo], save_dir: str, *,
 STD_DDOF = 0
 
 
-def mean_std(values) -> str:
-    """``"m ± s"`` with two decimals: the mean and the population std
-    (:data:`STD_DDOF`) over images."""
+def mean_std(values, decimals: int = 2) -> str:
+    """``"m ± s"`` with ``decimals`` decimals: the mean and the population
+    std (:data:`STD_DDOF`) over images."""
     v = np.asarray(values, dtype=np.float64)
-    return f"{v.mean():.2f} ± {v.std(ddof=STD_DDOF):.2f}"
+    return f"{v.mean():.{decimals}f} ± {v.std(ddof=STD_DDOF):.{decimals}f}"
 
 
 def settings_text(config: Config, shape, sigma: float) -> str:
