@@ -100,11 +100,18 @@ def test_table3_bands_in_order_and_in_the_papers_metric(tmp_path):
     assert "camera)" in next(l for l in md.splitlines() if l.startswith("- images:"))
 
 
-def test_fig2_equal_priors_different_shapes(tmp_path, photo, drawn):
-    """Fig. 2 at the stem: λV(β = 1) is set so that both priors have the same
-    value on the photo (recomputed here from the definition of V^β); the
-    two panels are two different runs; each label is its panel's error."""
+def test_fig2_equal_priors_different_shapes(tmp_path, photo, drawn, monkeypatch):
+    """Fig. 2 at the stem: the first panel runs with β = 1, the second with
+    β = 2; λV(β = 1) is set so that both priors have the same value on the
+    photo (recomputed here from the definition of V^β); the two panels are
+    two different runs; each label is its panel's error."""
+    configs = []
+    real = common.reconstruct
+    monkeypatch.setattr(common, "reconstruct",
+                        lambda rep, photo, key, *, config, **kw:
+                        configs.append(config) or real(rep, photo, key, config=config, **kw))
     md = _run("fig2", tmp_path, "--layers", "stem", "--iterations", ITERATIONS)
+    assert [c.beta for c in configs] == [1.0, 2.0]
     l2, l1 = (float(v) for v in re.search(r"λV\(β=2\) = ([\d.e+-]+), λV\(β=1\) = ([\d.e+-]+)",
                                           md).groups())
     rep = _rep("stem")
@@ -113,6 +120,7 @@ def test_fig2_equal_priors_different_shapes(tmp_path, photo, drawn):
     inner = dx ** 2 + dy ** 2
     ratio = inner.sum() / np.sqrt(inner).sum()
     assert l2 == pytest.approx(rep.defaults.lambda_tv, rel=1e-3)
+    assert (configs[0].lambda_tv, configs[1].lambda_tv) == pytest.approx((l1, l2), rel=5e-3)
     assert l1 == pytest.approx(l2 * ratio, rel=0.05), (l1, l2 * ratio)
     panels = [load_image(str(tmp_path / "fig2" / f"{photo.name}_stem_{tag}.png"))
               for tag in ("tv_beta1", "v2_beta2")]
