@@ -420,7 +420,108 @@ def test_caricature_writes_photo_and_caricature(toy, photo, tmp_path, capsys):
     (["maximize", "--rep", "toy", "--channel", "9"], "outside"),
     (["maximize", "--rep", "toy", "--neuron", "1,x,2"], "integers"),
     (["maximize", "--rep", "toy"], "one of the arguments"),
+    (["maximize", "--rep", "toy", "--channel", "1", "--data-weight", "0"], "data_weight"),
+    (["caricature", "--rep", "toy", "--data-weight", "0"], "data_weight"),
 ])
-def test_maximize_bad_arguments_one_line_exit_2(toy, argv, message, capsys):
+def test_maximize_bad_arguments_one_line_exit_2(toy, argv, message, capsys, tmp_path,
+                                                monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a run that wrongly succeeds writes its PNG there
     assert cli.main(argv) == 2
     assert message in _one_error_line(capsys)
+
+
+def _spy(monkeypatch, module, name):
+    """Replace ``module.name`` by a wrapper that records its keyword
+    arguments and calls the real function; returns the list of records."""
+    calls, real = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(k) or real(*a, **k))
+    return calls
+
+
+def test_invert_jitter_and_adam_reach_invert(toy, photo, tmp_path, monkeypatch):
+    """`--jitter 3 --optimizer adam --learning-rate 0.002`: invert() is given
+    a transform that shifts an image by every offset in [−3, 3]² and no
+    more, and an optimiser whose updates are optax.adam(0.002)'s."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import jinvert.optimize
+    from jinvert.transforms import jitter
+
+    calls = _spy(monkeypatch, jinvert.optimize, "invert")
+    assert cli.main(["invert", str(photo), "--rep", "dsift", "--jitter", "3", "--optimizer",
+                     "adam", "--learning-rate", "0.002", "--out", str(tmp_path / "o.png"),
+                     *FAST]) == 0
+    (kwargs,) = calls
+    transform, optimizer = kwargs.get("transforms"), kwargs.get("optimizer")
+    if transform is None and kwargs["config"].jitter:  # the same jitter, by the config
+        transform = jitter(kwargs["config"].jitter)
+    assert transform is not None, "--jitter 3 did not reach invert()"
+    impulse = jnp.zeros((16, 16, 1)).at[8, 8, 0].set(1.0)
+    moved = jax.vmap(lambda k: transform(k, impulse))(
+        jax.random.split(jax.random.PRNGKey(0), 400))
+    at = np.asarray(jnp.argmax(moved.reshape(400, -1), axis=1))
+    dy, dx = at // 16 - 8, at % 16 - 8
+    assert set(dy) == set(dx) == set(range(-3, 4))
+    if optimizer is None:
+        optimizer = kwargs["config"].optimizer()
+    reference = optax.adam(0.002)
+    params = jnp.zeros(3)
+    s1, s2 = optimizer.init(params), reference.init(params)
+    for i in range(4):
+        g = jnp.sin(jnp.arange(3.0) + i) * 10.0 ** i
+        u1, s1 = optimizer.update(g, s1, params)
+        u2, s2 = reference.update(g, s2, params)
+        np.testing.assert_allclose(np.asarray(u1), np.asarray(u2), rtol=1e-6)
+
+
+def test_invert_defaults_are_the_papers(toy, photo, tmp_path, monkeypatch):
+    """Without the options: no jitter and the paper's SGD (the config's)."""
+    import jinvert.optimize
+
+    calls = _spy(monkeypatch, jinvert.optimize, "invert")
+    assert cli.main(["invert", str(photo), "--rep", "dsift", "--out", str(tmp_path / "o.png"),
+                     *FAST]) == 0
+    (kwargs,) = calls
+    assert kwargs.get("transforms") is None and kwargs["config"].jitter == 0
+    assert kwargs.get("optimizer") is None and kwargs["config"].update_rule == "sgd"
+
+
+def _ijcv(rep, c):
+    from jinvert.recipes import recipe
+
+    return recipe(rep, "ijcv", data_weight=c)
+
+
+@pytest.mark.parametrize("command", ["maximize", "caricature"])
+def test_preimage_options_reach_the_engine(command, toy, photo, tmp_path, monkeypatch, capsys):
+    """--jitter, --learning-rate, --data-weight, --samples and --iterations
+    reach jinvert.maximize (which caricature runs too); without them C is
+    the documented 1 (maximize) or 10 (caricature), Adam 1e-4, jitter 1."""
+    import jinvert.preimages
+
+    what = ["--channel", "1"] if command == "maximize" else [str(photo)]
+    calls = _spy(monkeypatch, jinvert.preimages, "maximize")
+    assert cli.main([command, *what, "--rep", "toy", "--iterations", "5", "--jitter", "0",
+                     "--learning-rate", "0.0007", "--data-weight", "2.5", "--samples", "2",
+                     "--out", str(tmp_path / "a.png")]) == 0
+    assert cli.main([command, *what, "--rep", "toy", "--iterations", "6",
+                     "--out", str(tmp_path / "b.png")]) == 0
+    given, default = calls
+    expected = _ijcv(toy, 2.5)
+    assert given["samples"] == 2 and given["config"].iterations == 5
+    assert (given["config"].jitter, given["config"].learning_rate) == (0, 0.0007)
+    assert given["config"].lambda_tv == pytest.approx(expected.lambda_tv, rel=1e-6)
+    assert given["config"].lambda_range == pytest.approx(expected.lambda_range, rel=1e-6)
+    c = 1.0 if command == "maximize" else 10.0
+    assert default["samples"] == 1 and default["config"].iterations == 6
+    assert (default["config"].jitter, default["config"].learning_rate) == (1, 1e-4)
+    assert default["config"].lambda_tv == pytest.approx(_ijcv(toy, c).lambda_tv, rel=1e-6)
+    assert default["config"].lambda_range == pytest.approx(_ijcv(toy, c).lambda_range,
+                                                           rel=1e-6)
+    # Two samples printed in the first run, one in the second.
+    first, second = capsys.readouterr().out.split("wrote ")[:2]
+    key = "reached " if command == "maximize" else "||^2: "
+    count = lambda text: len(text.split(key)[1].split("(")[0].split(","))  # noqa: E731
+    assert (count(first), count(second)) == (2, 1)

@@ -13,6 +13,7 @@ top-1 class of the image.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -63,7 +64,7 @@ def _data_weight(args) -> float:
     """C: ``--data-weight``, else 1 for maxima and 10 for caricatures."""
     from jinvert.preimages import CARICATURE_DATA_WEIGHT
 
-    if args.data_weight:
+    if args.data_weight is not None:  # 0 too: recipe() refuses it, rather than C = 1 silently
         return args.data_weight
     return CARICATURE_DATA_WEIGHT if args.command == "caricature" else 1.0
 
@@ -81,12 +82,21 @@ def _shape(rep) -> tuple[int, int, int]:
     return size + (int(rep.channels),)
 
 
+@functools.lru_cache(maxsize=1)
+def classifier():
+    """EfficientNet-Lite0's logits ``(N, 1000)`` of input-space images
+    ``(N, 224, 224, 3)``, one compiled program kept for every call (run op
+    by op, the whole network's first call took 20 s on a 2-core CPU, compiled
+    4 s)."""
+    from jinvert.representations.efficientnet import efficientnet_lite0
+
+    return jax.jit(efficientnet_lite0(layer="logits").batch_apply)
+
+
 def top_classes(rep, images) -> np.ndarray:
     """EfficientNet-Lite0's top-5 classes of input-space images ``(N, 224, 224, 3)``
     (the full network, whatever tap ``rep`` is): ``(N, 5)``."""
-    from jinvert.representations.efficientnet import efficientnet_lite0
-
-    logits = efficientnet_lite0(layer="logits").batch_apply(jnp.asarray(images))
+    logits = classifier()(jnp.asarray(images, jnp.float32))
     return np.argsort(-np.asarray(logits), axis=1)[:, :5]
 
 
@@ -217,16 +227,56 @@ CARICATURE_PHOTOS = ("astronaut", "chelsea")
 CARICATURE_TAPS = ("block4", "block9", "block13")
 
 
-def figure(which: str, out: str, iterations: int, seed: int = 0, log=print) -> list:
+_COUNTS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def _channels_text(taps: dict) -> str:
+    """``"channels 0-2 of block4, block9"`` (the channels of every tap), or
+    each tap with its own."""
+    def listed(cs):
+        cs = tuple(cs)
+        contiguous = len(cs) > 2 and cs == tuple(range(cs[0], cs[0] + len(cs)))
+        return f"{cs[0]}-{cs[-1]}" if contiguous else ", ".join(map(str, cs))
+
+    channel_sets = {tuple(cs) for cs in taps.values()}
+    if len(channel_sets) == 1:
+        (cs,) = channel_sets
+        return f"channel{'s' * (len(cs) > 1)} {listed(cs)} of {', '.join(taps)}"
+    return "; ".join(f"{tap} channel{'s' * (len(cs) > 1)} {listed(cs)}"
+                     for tap, cs in taps.items())
+
+
+def figure(which: str, out: str, iterations: int, seed: int = 0, log=print, *,
+           classes=FIGURE_CLASSES, taps=None, photos=CARICATURE_PHOTOS) -> list:
     """Write the ``maxima`` or ``caricatures`` figure to ``out``; return its
-    rows of numbers (also logged)."""
+    rows of numbers (also logged).
+
+    Args:
+      which: ``"maxima"`` or ``"caricatures"``.
+      out: the PNG file to write.
+      iterations: iterations of every maximisation or caricature.
+      seed: the ``jax.random`` seed.
+      log: called with each line of progress and numbers.
+      classes: ``maxima``: the class logits maximised (``()``: none), by
+        default :data:`FIGURE_CLASSES`.
+      taps: ``maxima``: ``{tap: channels}`` (default :data:`FIGURE_TAPS`);
+        ``caricatures``: the taps (default :data:`CARICATURE_TAPS`).
+      photos: ``caricatures``: names of scikit-image photos (default
+        :data:`CARICATURE_PHOTOS`).
+
+    Returns:
+      ``maxima``: the rows of :func:`maxima` ``(label, values, Z, top-5)``
+      in figure order; ``caricatures``: ``(photo, tap, projection)``.
+    """
     from jinvert.preimages import CARICATURE_DATA_WEIGHT, maximize_config
     from jinvert.representations.efficientnet import efficientnet_lite0
 
     key = jax.random.PRNGKey(seed)
     tiles, labels, rows = [], [], []
     if which == "maxima":
-        for tap, channels in [("logits", FIGURE_CLASSES)] + list(FIGURE_TAPS.items()):
+        taps = dict(FIGURE_TAPS if taps is None else taps)
+        runs = ([("logits", tuple(classes))] if classes else []) + list(taps.items())
+        for tap, channels in runs:
             rep = efficientnet_lite0(layer=tap)
             shape = _shape(rep)
             if tap == "logits":
@@ -246,18 +296,21 @@ def figure(which: str, out: str, iterations: int, seed: int = 0, log=print) -> l
             tiles += t
             labels += lab
             rows += r
-        title = (f"Activation maxima of EfficientNet-Lite0 (ImageNet): six class logits, then "
-                 f"channels 0-2 of {', '.join(FIGURE_TAPS)} (channel mean); IJCV recipe, "
-                 f"C = 1, {iterations} iterations, seed {seed}")
+        parts = ([f"{_COUNTS[len(classes)] if len(classes) < 10 else len(classes)} class "
+                  f"logit{'s' * (len(classes) > 1)}"] if classes else []) \
+            + ([f"{_channels_text(taps)} (channel mean)"] if taps else [])
+        title = (f"Activation maxima of EfficientNet-Lite0 (ImageNet): {', then '.join(parts)}; "
+                 f"IJCV recipe, C = 1, {iterations} iterations, seed {seed}")
         caption = ("value reached (photos <= Z: the largest value on five natural photos); "
                    "top-1 class: EfficientNet-Lite0's class of the image")
         columns = 3
-    else:
+    elif which == "caricatures":
         import skimage.data
 
-        for name in CARICATURE_PHOTOS:
+        taps = tuple(CARICATURE_TAPS if taps is None else taps)
+        for name in photos:
             photo = im.to_rgb(np.asarray(getattr(skimage.data, name)(), np.float32) / 255.0)
-            for i, tap in enumerate(CARICATURE_TAPS):
+            for i, tap in enumerate(taps):
                 rep = efficientnet_lite0(layer=tap)
                 x0 = _prepare(rep, photo)
                 if i == 0:
@@ -272,11 +325,13 @@ def figure(which: str, out: str, iterations: int, seed: int = 0, log=print) -> l
                 labels += [f"{tap}: projection {p[0]:.2f}"]
                 rows.append((name, tap, p[0]))
         title = (f"Caricatures under EfficientNet-Lite0 (ImageNet) taps "
-                 f"{', '.join(CARICATURE_TAPS)}, started from the photo; IJCV recipe, "
+                 f"{', '.join(taps)}, started from the photo; IJCV recipe, "
                  f"C = {CARICATURE_DATA_WEIGHT:g}, "
                  f"{iterations} iterations, seed {seed}")
         caption = "projection: <phi(x), phi0> / ||phi0||^2, 1 at the photo"
-        columns = 1 + len(CARICATURE_TAPS)
+        columns = 1 + len(taps)
+    else:
+        raise ValueError(f"which must be 'maxima' or 'caricatures', got {which!r}")
     picture, _ = im.labelled_montage(tiles, labels, title=title, caption=caption, height=160,
                                      columns=columns)
     im.save_image(out, picture)
