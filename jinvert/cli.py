@@ -464,10 +464,28 @@ def _run_invert(args) -> int:
         print(f"sample {k + 1}: {ERROR_NAME} = {100 * _code_error(codes[k], code):.2f} %")
     print("  (not the paper's Table-1 metric, which normalises by the distances between\n"
           "   the codes of a set of test images: see 'jinvert reproduce table1')")
+    wall = seconds_since_start()
     print(f"{args.rep}: {args.samples} reconstruction(s) of {x0.shape[0]}x{x0.shape[1]}, "
-          f"{total} iterations, {elapsed:.1f} s (compilation included)")
+          f"{total} iterations, {elapsed:.1f} s inverting (compilation included)"
+          + (f"; {wall:.1f} s since the command started (imports, the photo's code, "
+             f"the picture)" if wall is not None else ""))
     print(f"wrote {out}")
     return 0
+
+
+def seconds_since_start() -> float | None:
+    """Wall-clock seconds since this process started (Linux's /proc), so
+    that the time printed includes start-up; None where /proc is absent."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            # Field 22 is the start time in clock ticks after boot; the
+            # fields after the command name (in parentheses) start at 3.
+            started = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(uptime - started / os.sysconf("SC_CLK_TCK"), 0.0)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _initial(args, rep):
