@@ -137,11 +137,25 @@ def test_notebook_04_preimages():
     _needs_efficientnet()
     res, nb = run_notebook("04_preimages.ipynb")
     assert res["small"] is True and len(res["classes"]) == len(res["class_logits"]) >= 1
-    # Class maximisation raised the target logit above its level on natural photos.
+    # Z, the largest value on the five photos, is what docs/preimages.md
+    # states: 1.30 for the flamingo logit (class 130, the small run's class),
+    # 6.4 and 6.1 for channels 0 and 1 of block4 (the small run's tap).
+    assert res["classes"] == [130] and res["class_scales"][0] == pytest.approx(1.30, abs=0.01)
+    assert res["channel_scales"] == pytest.approx([6.4, 6.1], abs=0.05), res
+    # Class maximisation raised the target logit far above its level on
+    # natural photos (measured, 20 iterations: 10.9 against Z = 1.30).
     for logit, z in zip(res["class_logits"], res["class_scales"]):
-        assert logit > z, res
-    for value, z in zip(res["channel_values"], res["channel_scales"]):
-        assert math.isfinite(value) and value > 0, res
-    assert math.isfinite(res["caricature_projection"]), res
+        assert logit > 4 * z, res
+    # Each channel maximum excites its channel far beyond the photos (measured
+    # 23.5 and 38.2 against 6.4 and 6.1) and far more than the other
+    # channel's maximum does (7.7 and 11.0).
+    cross = res["channel_cross"]  # cross[b][c]: channel c's mean on maximum b
+    assert [cross[b][b] for b in range(len(cross))] == pytest.approx(res["channel_values"])
+    for c, (value, z) in enumerate(zip(res["channel_values"], res["channel_scales"])):
+        assert value > 3 * z, res
+        assert all(value > 2 * cross[b][c] for b in range(len(cross)) if b != c), res
+    # The caricature (C = 10, from the photo) raised the projection above the
+    # photo's 1 (measured 1.040 at block4 in 20 iterations; at C = 1 it falls).
+    assert 1.01 < res["caricature_projection"] < 2, res
     assert all(_fraction(e) for e in res["recipe_errors"].values()), res
     assert _count_images(nb) >= 4
