@@ -525,3 +525,15 @@ def test_preimage_options_reach_the_engine(command, toy, photo, tmp_path, monkey
     key = "reached " if command == "maximize" else "||^2: "
     count = lambda text: len(text.split(key)[1].split("(")[0].split(","))  # noqa: E731
     assert (count(first), count(second)) == (2, 1)
+
+
+def test_seconds_since_start_counts_from_the_process_start():
+    """The time jinvert invert prints as 'since the command started' counts
+    start-up too: in a process that slept 1.5 s before asking, at least that."""
+    script = ("import time; time.sleep(1.5); from jinvert.cli import seconds_since_start; "
+              "print(seconds_since_start())")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seconds = float(done.stdout.strip())
+    assert 1.5 <= seconds < 100, seconds

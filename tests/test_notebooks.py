@@ -113,6 +113,11 @@ def test_notebook_02_inside_alexnet():
     assert len(res["layers"]) >= 3
     for layer in res["layers"]:
         assert _fraction(res["errors"][layer]), (layer, res)
+        # Below 100 % is not enough (the random start is at 80 % at the
+        # stem): each layer's 40 iterations must have cut its start's error
+        # (measured: to 0.76 of it at the stem, 0.41-0.52 deeper).
+        assert res["errors"][layer] < 0.85 * res["start_errors"][layer], (
+            layer, res["errors"], res["start_errors"])
     lo, hi = res["image_range"]
     assert 0.0 <= lo <= hi <= 1.0 and hi - lo > 0.1, res  # not a blank picture
     assert _count_images(nb) >= 2
