@@ -1,7 +1,7 @@
 """A learned decoder against the paper's optimisation, and as its warm start.
 
     python benchmarks/decoder.py --decoder hog-decoder.npz \\
-        --images /work/shared/images/imagenet-sample-100 --first 81 --last 100 \\
+        --images ../shared/images/imagenet-sample-100 --first 81 --last 100 \\
         [--iterations 10,20,40,80,160,800] [--out DIR] [--figure PNG] [--size 227]
 
 Held-out photos ``--first`` … ``--last`` (1-based, sorted file names) are made

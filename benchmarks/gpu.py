@@ -41,7 +41,9 @@ not preallocated (``XLA_PYTHON_CLIENT_PREALLOCATE=false`` unless set), so
 that both frameworks share the device.
 
 GPU run (meant to take about 6 minutes on an H100, most of it torch.compile;
-not yet run on a GPU; ``--time-limit`` stops starting new representations
+run in full on no GPU yet: the one H100 run, with ``--time-limit 130
+--compile-mode none``, measured HOG and AlexNet conv3 only, see
+docs/results.md#speed; ``--time-limit`` stops starting new representations
 and prints what was measured)::
 
     python benchmarks/gpu.py --out gpu.md
