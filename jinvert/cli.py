@@ -208,7 +208,8 @@ def _add_common_preimage_options(p) -> None:
                    help="representation, as for 'jinvert invert' (default: "
                         "efficientnet:logits)")
     p.add_argument("--samples", type=positive_int, default=1, metavar="K",
-                   help="images per objective (default: 1)")
+                   help="images from independent random starts: per objective for "
+                        "maximize, of the photo for caricature (default: 1)")
     p.add_argument("--iterations", type=positive_int, metavar="N",
                    help="total iterations (default: the representation's schedule, 400 "
                         "for EfficientNet-Lite0)")
@@ -415,12 +416,7 @@ def _run_invert(args) -> int:
 
     if args.weights not in (None, "random") and not os.path.exists(args.weights):
         raise ValueError(f"weights file not found: {args.weights}")
-    out = args.out or _default_out(args)
-    out_dir = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(out_dir):
-        raise ValueError(f"output folder does not exist: {out_dir}")
-    if not out.lower().endswith(".png"):
-        raise ValueError(f"the output is a PNG file; give --out a name ending in .png, got {out}")
+    out = im.check_output(args.out or _default_out(args))
 
     rep = registry.resolve_representation(args.rep, weights=args.weights)
     original = im.load_image(args.image)
@@ -509,12 +505,9 @@ def _run_train_decoder(args) -> int:
     from jinvert import decoders
     from jinvert.experiments import common
 
-    if not args.out.lower().endswith(".npz"):
-        raise ValueError(f"the decoder is a .npz file; give --out a name ending in .npz, "
-                         f"got {args.out}")
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_dir):
-        raise ValueError(f"output folder does not exist: {out_dir}")
+    from jinvert import images as im
+
+    im.check_output(args.out, ".npz")
     settings = decoders.TrainSettings(
         steps=args.steps, batch_size=args.batch_size, crop=args.crop,
         learning_rate=args.learning_rate, feature_weight=args.feature_weight,

@@ -97,6 +97,34 @@ def resize_and_crop(image, size: tuple[int, int], *, name: str = "image") -> np.
     return image[top:top + th, left:left + tw]
 
 
+def check_output(path: str | os.PathLike, suffix: str = ".png", option: str = "--out") -> str:
+    """Check, before any work, that a result can be written at ``path``:
+    its name ends in ``suffix``, its folder exists, and a file can be
+    created there (a probe file, removed at once). Returns ``path``.
+
+    Raises:
+      ValueError: naming the problem in one line (a wrong suffix, a missing
+        folder, a folder that refuses writes, with the system's reason).
+    """
+    path = os.fspath(path)
+    if not path.lower().endswith(suffix):
+        kind = {".png": "a PNG file", ".npz": "a .npz file"}.get(suffix, f"a {suffix} file")
+        raise ValueError(f"the output is {kind}; give {option} a name ending in {suffix}, "
+                         f"got {path}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"output folder does not exist: {folder}")
+    probe = os.path.join(folder, f".{os.path.basename(path)}.probe-{os.getpid()}")
+    try:
+        with open(probe, "wb"):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        raise ValueError(f"cannot write {path}: {err.strerror or err} (checked before "
+                         f"starting, so that no work is lost)") from None
+    return path
+
+
 def save_image(path: str | os.PathLike, image) -> None:
     """Write ``(H, W)`` or ``(H, W, 3)`` in [0, 1] as PNG, atomically.
 

@@ -395,9 +395,12 @@ def test_maximize_writes_labelled_maxima(toy, tmp_path, capsys, monkeypatch):
     assert cli.main(["maximize", "--rep", "toy", "--channel", "1,4", "--iterations", "12",
                      "--out", str(out)]) == 0
     assert out.exists()
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     lines = [l for l in printed.splitlines() if l.startswith("channel ")]
     assert len(lines) == 2 and "wrote" in printed
+    # The work outside the optimisation says what it is (no silent stretch).
+    assert "jinvert: computing Z of 2 objective(s)" in captured.err, captured.err
     (texts,) = drawn
     title, tile1, tile2, caption = texts
     assert "activation maxima" in title and "12 iterations" in title
@@ -537,3 +540,52 @@ def test_seconds_since_start_counts_from_the_process_start():
     assert done.returncode == 0, done.stderr[-2000:]
     seconds = float(done.stdout.strip())
     assert 1.5 <= seconds < 100, seconds
+
+
+@pytest.mark.parametrize("command", ["invert", "maximize", "caricature"])
+def test_an_unwritable_output_fails_before_any_work(command, toy, tmp_path, monkeypatch, capsys):
+    """An output folder that refuses writes is one line and exit 2 before the
+    optimisation starts (it used to fail after it, with a raw '[Errno 30] …
+    x.png.partial-NNNN'): nothing is inverted."""
+    import jinvert.images as images_module
+    from jinvert import cli
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_open = open
+
+    def refusing_open(path, *args, **kwargs):  # as a read-only file system would
+        if str(path).startswith(str(locked)):
+            raise OSError(30, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", refusing_open)
+    started = []
+    monkeypatch.setattr("jinvert.registry.resolve_representation",
+                        lambda *a, **k: started.append(1) or toy)
+    argv = {"invert": ["invert", "--rep", "toy"],
+            "maximize": ["maximize", "--rep", "toy", "--channel", "0"],
+            "caricature": ["caricature", "--rep", "toy"]}[command]
+    assert cli.main([*argv, "--out", str(locked / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {locked / 'x.png'}: Read-only file system" in err, err
+    assert len(err.strip().splitlines()) == 1 and started == [], err
+    assert images_module.check_output(str(tmp_path / "x.png")) == str(tmp_path / "x.png")
+    assert not list(tmp_path.glob(".x.png.probe-*"))            # the probe is removed
+
+
+def test_a_class_that_does_not_exist_is_named_as_a_class(toy):
+    """`maximize --class 5000` on a 1000-class output speaks of classes."""
+    import dataclasses
+
+    import jax
+
+    from jinvert.experiments.preimages import objectives_for
+
+    vector = dataclasses.replace(toy, name="classes",
+                                 apply=lambda x: jax.numpy.mean(x) * jax.numpy.ones(1000))
+    with pytest.raises(ValueError, match=r"no class 5000: classes has 1000 classes, "
+                                         r"numbered 0 to 999"):
+        objectives_for(vector, (8, 8, 1), classes="130,5000")
+    labels, _ = objectives_for(vector, (8, 8, 1), classes="130,999")
+    assert labels[0].startswith("class 130") and labels[1] == "class 999"

@@ -56,6 +56,10 @@ def objectives_for(rep, shape, *, channels=None, neuron=None, classes=None):
     if len(code_shape) != 1:
         raise ValueError(f"--class needs a classifier's output (a vector code, e.g. "
                          f"efficientnet:logits); {rep.name} gives codes of shape {code_shape}")
+    wrong = [k for k in ks if not 0 <= k < code_shape[0]]
+    if wrong:
+        raise ValueError(f"no class {', '.join(map(str, wrong))}: {rep.name} has "
+                         f"{code_shape[0]} classes, numbered 0 to {code_shape[0] - 1}")
     return ([f"class {k}" + (f" ({CLASS_NAMES[k]})" if k in CLASS_NAMES else "") for k in ks],
             [terms.neuron(code_shape, (k,)) for k in ks])
 
@@ -100,17 +104,23 @@ def top_classes(rep, images) -> np.ndarray:
     return np.argsort(-np.asarray(logits), axis=1)[:, :5]
 
 
-def maxima(rep, labels, weights, *, key, config, samples=1, progress=None):
+def maxima(rep, labels, weights, *, key, config, samples=1, progress=None, say=None):
     """Activation maxima of each weight: ``(tiles, tile_labels, rows)``,
-    rows ``(label, value reached per sample, Z, top-5 classes or None)``."""
+    rows ``(label, value reached per sample, Z, top-5 classes or None)``.
+    ``say``: called with a line before each stretch of work outside the
+    optimisation (which ``progress`` reports), so that nothing is silent."""
     from jinvert.preimages import activation_scale, maximize
 
+    say = say or (lambda line: None)
     shape = _shape(rep)
+    say(f"computing Z of {len(weights)} objective(s): the largest value on five natural photos")
     scales = [activation_scale(rep, w, size=shape[:2]) for w in weights]
     result = maximize(rep, [terms.activation(w, z) for w, z in zip(weights, scales)],
                       key=key, shape=shape, samples=samples, config=config, progress=progress)
     xs, codes = np.asarray(result.images), np.asarray(result.codes)
     classify = rep.name.startswith("efficientnet")
+    if classify:
+        say("classifying the maxima with EfficientNet-Lite0 (top-5 classes)")
     tiles, tile_labels, rows = [], [], []
     for b, (label, w, z) in enumerate(zip(labels, weights, scales)):
         values = [float(np.sum(codes[b, s] * w)) for s in range(samples)]
@@ -156,12 +166,7 @@ def run_command(args) -> int:
     in a log, :mod:`jinvert.progress`)."""
     from jinvert import registry
 
-    out = args.out or (f"{args.command}-{args.rep.replace(':', '-')}.png")
-    out_dir = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(out_dir):
-        raise ValueError(f"output folder does not exist: {out_dir}")
-    if not out.lower().endswith(".png"):
-        raise ValueError(f"the output is a PNG file; give --out a name ending in .png, got {out}")
+    out = im.check_output(args.out or f"{args.command}-{args.rep.replace(':', '-')}.png")
     if args.jitter is not None and args.jitter < 0:
         raise ValueError(f"--jitter must be 0 or more pixels, got {args.jitter}")
     rep = registry.resolve_representation(args.rep, weights=args.weights)
@@ -172,8 +177,10 @@ def run_command(args) -> int:
     if args.command == "maximize":
         labels, weights = objectives_for(rep, _shape(rep), channels=args.channel,
                                          neuron=args.neuron, classes=args.classes)
-        tiles, tile_labels, rows = maxima(rep, labels, weights, key=key, config=config,
-                                          samples=args.samples, progress=progress)
+        tiles, tile_labels, rows = maxima(
+            rep, labels, weights, key=key, config=config, samples=args.samples,
+            progress=progress, say=lambda line: print(f"jinvert: {line}", file=sys.stderr,
+                                                      flush=True))
         what = f"activation maxima of {args.rep}"
     else:
         original = im.load_image(args.image)
