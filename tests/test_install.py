@@ -12,13 +12,14 @@ installs it from there where ``import jinvert`` fails. These tests check:
   ``JINVERT_INSTALL`` names), with pip replaced by a recorder;
 * the cell's pip command, run for real with ``JINVERT_INSTALL`` set to a copy
   of this checkout (with ``--no-deps --target`` added, so that it installs
-  into a temporary folder), installs a jinvert that imports from there and
-  loads its bundled photo;
+  into a temporary folder), installs a jinvert whose every module imports
+  from there, and which loads its bundled photo;
 * ``python -m build`` makes an sdist and a wheel holding the bundled data and
   the ``py.typed`` marker, and the wheel, installed into a fresh virtual
-  environment (dependencies from the system's site-packages), runs
-  ``jinvert invert`` on the bundled photo from an empty folder, with no file
-  of the checkout on the path.
+  environment (dependencies from the system's site-packages), imports every
+  module from that environment (none from the checkout, whose editable
+  install the system may hold) and runs ``jinvert invert`` on the bundled
+  photo from an empty folder.
 """
 
 from __future__ import annotations
@@ -94,6 +95,45 @@ def clean_env(**extra) -> dict:
            if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP") and not k.startswith("PIP_")}
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", JINVERT_CACHE_DIR="", **extra)
     return env
+
+
+def package_modules(source: pathlib.Path) -> list[str]:
+    """Every module of the jinvert package under ``source`` (a copy of the checkout)."""
+    package = source / "jinvert"
+    return sorted(".".join(path.relative_to(source).with_suffix("").parts).removesuffix(".__init__")
+                  for path in package.rglob("*.py"))
+
+
+#: Prints where each module named in argv[1] (JSON) is found, then where every
+#: jinvert module imported on the way was loaded from, then the version check.
+ORIGINS = """
+import importlib.metadata, importlib.util, json, sys
+import jinvert, jinvert.images
+names = json.loads(sys.argv[1])
+origins = {name: getattr(importlib.util.find_spec(name), "origin", None) for name in names}
+origins.update({name: getattr(module, "__file__", None) for name, module in list(sys.modules.items())
+                if name.split(".")[0] == "jinvert" and module is not None})
+print(json.dumps({"origins": origins, "photo": list(jinvert.images.load_image().shape),
+                  "version": jinvert.__version__,
+                  "same_version": jinvert.__version__ == importlib.metadata.version("jinvert")}))
+"""
+
+
+def check_origins(python, source: pathlib.Path, where: pathlib.Path, cwd: pathlib.Path, env: dict) -> dict:
+    """Run :data:`ORIGINS` with ``python``: every module of the package must
+    come from ``where`` (the install under test), none from the checkout,
+    whose editable install the system may hold (its finder fills in any
+    module an install lacks)."""
+    done = subprocess.run([str(python), "-c", ORIGINS, json.dumps(package_modules(source))],
+                          cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    where = where.resolve()
+    strays = {name: origin for name, origin in result["origins"].items()
+              if origin is None or not pathlib.Path(origin).resolve().is_relative_to(where)}
+    assert not strays, f"modules not loaded from the install in {where}: {strays}"
+    assert result["photo"] == [256, 256, 3], result["photo"]
+    return result
 
 
 def test_first_cells_identical_and_name_the_repository():
@@ -182,19 +222,11 @@ def test_first_cell_installs_this_checkout(monkeypatch, tmp_path):
     for name in PACKAGE_DATA:
         assert (target / name).is_file(), f"the install lacks {name}"
 
-    probe = ("import jinvert, jinvert.images as images\n"
-             "print(jinvert.__file__)\n"
-             "print(jinvert.__version__)\n"
-             "print(images.load_image().shape)\n")
     empty = tmp_path / "cwd"
     empty.mkdir()
-    done = subprocess.run([sys.executable, "-c", probe], cwd=empty, capture_output=True,
-                          text=True, timeout=120, env=clean_env(PYTHONPATH=str(target)))
-    assert done.returncode == 0, done.stderr
-    file, version, shape = done.stdout.strip().splitlines()[-3:]
-    assert pathlib.Path(file).resolve().is_relative_to(target.resolve()), \
-        f"imported {file}, not the jinvert the cell installed into {target}"
-    assert shape == "(256, 256, 3)" and version, done.stdout
+    # Every module, and the bundled photo, from the folder the cell installed into.
+    result = check_origins(sys.executable, source, target, empty, clean_env(PYTHONPATH=str(target)))
+    assert result["version"], result
 
 
 @pytest.mark.skipif(importlib.util.find_spec("build") is None,
@@ -231,17 +263,10 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
 
     empty = tmp_path / "cwd"
     empty.mkdir()
-    probe = ("import importlib.metadata, jinvert\n"
-             "print(jinvert.__file__)\n"
-             "print(jinvert.__version__ == importlib.metadata.version('jinvert'))\n")
-    done = subprocess.run([str(python), "-c", probe], cwd=empty, capture_output=True, text=True,
-                          timeout=120, env=clean_env())
-    assert done.returncode == 0, done.stderr
-    file, same_version = done.stdout.strip().splitlines()[-2:]
-    assert pathlib.Path(file).resolve().is_relative_to(pathlib.Path(site).resolve()), \
-        f"the venv imports {file}, not the wheel installed in {site}"
-    assert not pathlib.Path(file).resolve().is_relative_to(ROOT), file
-    assert same_version == "True", "jinvert.__version__ differs from the wheel's version"
+    # Every module of the package, and the bundled photo, from the venv's own
+    # site-packages; jinvert.__version__ is the wheel's version.
+    result = check_origins(python, source, pathlib.Path(site), empty, clean_env())
+    assert result["same_version"], "jinvert.__version__ differs from the wheel's version"
 
     out = empty / "hog.png"
     run = subprocess.run([str(venv / "bin" / "jinvert"), "invert", "--rep", "hog",
