@@ -2,7 +2,9 @@
 
 Representations (each a :class:`Representation`): :func:`hog`, :func:`dsift`,
 :func:`alexnet`, :func:`efficientnet_lite0`, any flax model's layer
-(:func:`flax_layer`). Inversion: :func:`invert`, its settings :class:`Config`
+(:func:`flax_layer`; NNX: :func:`nnx_layer`), an equinox model's
+(:func:`equinox_layer`) and any JAX function of an image
+(:func:`function_representation`). Inversion: :func:`invert`, its settings :class:`Config`
 and the paper's optimiser :func:`paper_sgd` (an optax transformation).
 Beyond the paper: image parameterisations (:func:`pixels`, :func:`fourier`,
 :func:`deep_image_prior`), transforms (:func:`jitter`, :func:`compose`), any
@@ -22,6 +24,7 @@ from jinvert import (compilation_cache, decoders, images, masks, metrics, object
                      weights)
 from jinvert.config import Config, paper_sgd
 from jinvert.flax_layer import flax_layer
+from jinvert.model_layer import equinox_layer, function_representation, nnx_layer
 from jinvert.hog_render import render_hog
 from jinvert.masks import central_mask, group_mask
 from jinvert.metrics import reconstruction_error, relative_error, ssim
@@ -40,7 +43,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Representation", "hog", "dsift", "alexnet", "efficientnet_lite0",
-    "invert", "InversionResult", "Config", "paper_sgd", "flax_layer", "reconstruction_error", "relative_error",
+    "invert", "InversionResult", "Config", "paper_sgd", "flax_layer",
+    "nnx_layer", "equinox_layer", "function_representation", "reconstruction_error", "relative_error",
     "render_hog", "central_mask", "group_mask", "ssim",
     "pixels", "fourier", "deep_image_prior", "jitter", "compose",
     "maximize", "caricature", "activation_scale", "recipe",

@@ -8,7 +8,9 @@ of every submodule's ``__call__``, named by its path, e.g. ``"Conv_1"`` or
 ``"Block_0/Conv_0"``) or, for a value the model ``sow``s into the
 ``"intermediates"`` collection, by the sown name (``"features"``). Inside
 :func:`jinvert.invert` the whole program is jitted, so the intermediates the
-layer does not need are dropped by XLA.
+layer does not need are dropped by XLA. Flax NNX modules, equinox models
+and any JAX function of an image: :mod:`jinvert.model_layer`, on which this
+builds.
 """
 
 from __future__ import annotations
@@ -16,11 +18,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
-from jinvert import images
-from jinvert.config import PAPER_VALUES, Config
+from jinvert.config import Config
+from jinvert.model_layer import estimate_sigma, function_representation  # noqa: F401
 from jinvert.representation import Representation
 
 Array = jax.Array
@@ -39,31 +39,9 @@ def _paths(tree, prefix=()) -> dict[str, Any]:
     return out
 
 
-def _centred(image) -> Array:
-    """RGB in [0, 1] -> RGB in [-0.5, 0.5] (the default input space)."""
-    return images.to_rgb(jnp.asarray(image, jnp.float32)) - 0.5
-
-
-def _uncentred(x) -> Array:
-    """Inverse of :func:`_centred`, clipped to [0, 1]."""
-    return jnp.clip(jnp.asarray(x) + 0.5, 0.0, 1.0)
-
-
-def estimate_sigma(preprocess: Callable[[Any], Array], size=None) -> float:
-    """σ of an input space, in the paper's units: the norm a natural image of
-    227 × 227 × 3 values would have there, √(PAPER_VALUES · mean(x²)) over
-    the bundled photo mapped by ``preprocess`` (resized to ``size`` = (H, W)
-    when given)."""
-    photo = images.load_image()
-    if size is not None:
-        photo = images.resize_and_crop(photo, tuple(size))
-    x = np.asarray(preprocess(photo), np.float64)
-    return float(np.sqrt(PAPER_VALUES * np.mean(x ** 2)))
-
-
 def flax_layer(model, variables, layer: str, *, input_size=None, channels: int = 3,
-               preprocess: Callable[[Any], Array] = _centred,
-               deprocess: Callable[[Array], Array] = _uncentred, sigma: float | None = None,
+               preprocess: Callable[[Any], Array] | None = None,
+               deprocess: Callable[[Array], Array] | None = None, sigma: float | None = None,
                defaults: Config | None = None, **apply_kwargs) -> Representation:
     """A layer of a flax linen model as a :class:`jinvert.Representation`.
 
@@ -74,9 +52,11 @@ def flax_layer(model, variables, layer: str, *, input_size=None, channels: int =
         ``"Block_0/Dense_0"``, or ``""`` for the model's own output), or the
         name of a value the model sows into ``"intermediates"``.
       input_size: ``(H, W)`` when the model needs a fixed size, else ``None``.
-      channels: C of the input (3 or 1).
+      channels: C of the input (any count: 3 and 1 have defaults).
       preprocess: image in [0, 1] ``(H, W[, 3])`` -> model input ``(H, W, C)``
-        (default: RGB minus 0.5); deprocess: its inverse, clipped to [0, 1].
+        (default: RGB minus 0.5 for C = 3, grey minus 0.5 for C = 1;
+        required for any other C); deprocess: its inverse, -> ``(H, W, 3)``
+        clipped to [0, 1] (see :func:`jinvert.function_representation`).
       sigma: σ of the input space in the paper's units (see
         :class:`jinvert.Representation`); default measured on the bundled
         photo by :func:`estimate_sigma`.
@@ -104,22 +84,8 @@ def flax_layer(model, variables, layer: str, *, input_size=None, channels: int =
         value = found[layer]
         return value[-1] if isinstance(value, tuple) else value
 
-    def apply(x: Array) -> Array:
-        return apply_batch(x[None])[0]
-
-    size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
-    # Check the layer now, with a shape-only trace, so a typo fails here.
-    probe = (size or (32, 32)) + (int(channels),)
-    jax.eval_shape(apply, jax.ShapeDtypeStruct(probe, jnp.float32))
-    if sigma is None:
-        sigma = estimate_sigma(preprocess, size)
-    # B, half the range of a pixel value: from a white and a black image.
-    probe_image = np.ones(probe[:2] + (3,), np.float32)
-    pixel_range = float(np.max(np.asarray(preprocess(probe_image), np.float64)
-                               - np.asarray(preprocess(0 * probe_image), np.float64))) / 2
-    return Representation(
-        name=f"flax:{layer}", description=f"layer {layer!r} of {type(model).__name__}",
-        apply=apply, preprocess_fn=preprocess, deprocess_fn=deprocess,
-        channels=int(channels), input_size=size, sigma=float(sigma),
-        defaults=Config() if defaults is None else defaults, apply_batch=apply_batch,
-        pixel_range=pixel_range if pixel_range > 0 else 128.0)
+    return function_representation(
+        lambda x: apply_batch(x[None])[0], name=f"flax:{layer}",
+        description=f"layer {layer!r} of {type(model).__name__}", input_size=input_size,
+        channels=channels, preprocess=preprocess, deprocess=deprocess, sigma=sigma,
+        defaults=defaults, apply_batch=apply_batch)
