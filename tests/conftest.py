@@ -17,7 +17,8 @@ os.environ["JINVERT_CACHE_DIR"] = ""
 #: Why the tests against the live VLFeat skip (the golden-file ones still run).
 NO_CYVLFEAT = ("cyvlfeat (VLFeat's Python binding) is not installed, so only the stored "
                "VLFeat outputs (tests/golden/vlfeat.npz) are checked: apt-get install "
-               "libvlfeat-dev && pip install --no-build-isolation cyvlfeat")
+               "libvlfeat-dev, then pip install numpy cython && pip install "
+               "--no-build-isolation cyvlfeat (as README says)")
 
 
 def import_cyvlfeat(module: str):
