@@ -15,9 +15,13 @@ import os
 
 import jax
 
-#: Programs that compile faster than this (seconds) are not written: reading
-#: them back would save less than the disk costs.
-MIN_COMPILE_SECONDS = 0.5
+#: Programs that compile faster than this (seconds) are not written. None
+#: is too small to keep: a short run compiles dozens of programs of a few
+#: tens of milliseconds each (the photo's code, the picture), seconds in
+#: all, and reads each back from disk in about a millisecond (issue 28: with
+#: the 0.5 s JAX-style threshold, a warm `jinvert invert --rep hog` still
+#: spent 2.5 s of 6.6 s compiling 92 small programs).
+MIN_COMPILE_SECONDS = 0.0
 
 
 def default_directory() -> str | None:

@@ -44,10 +44,18 @@ def assert_dsift_equals_vlfeat(ours, frames, ref):
 
 @pytest.mark.parametrize("bin_size, step", SETTINGS)
 @pytest.mark.parametrize("name", ["camera", "coins", "astronaut", "coffee"])
-def test_dsift_equals_golden_vlfeat(golden, name, bin_size, step):
-    """Against VLFeat's outputs stored in tests/golden/vlfeat.npz (every machine)."""
+@pytest.mark.parametrize("mode", ["eager", "jit"])
+def test_dsift_equals_golden_vlfeat(golden, name, bin_size, step, mode):
+    """Against VLFeat's outputs stored in tests/golden/vlfeat.npz (every
+    machine), one compiled program or op by op."""
     key = f"dsift_{name}_b{bin_size}_s{step}"
-    ours = jinvert.dsift(bin_size=bin_size, step=step)(golden.grey[name])
+    rep = jinvert.dsift(bin_size=bin_size, step=step)
+    image = jnp.asarray(golden.grey[name])[..., None]
+    if mode == "jit":
+        ours = jax.jit(rep.apply)(image)
+    else:
+        with jax.disable_jit():
+            ours = rep.apply(image)
     assert_dsift_equals_vlfeat(ours, golden.arrays[key + "_frames"], golden.arrays[key])
 
 

@@ -42,16 +42,68 @@ def assert_hogb_equals_vlfeat(ours, ref):
     assert gap.max() < 5e-4
 
 
+def run(rep, image, mode):
+    """Φ(image) jitted (one compiled program) or eager (op by op, as
+    ``jax.disable_jit`` runs it: every multiply and add rounded apart)."""
+    image = jnp.asarray(image, jnp.float32)
+    image = image[..., None] if image.ndim == 2 else image
+    if mode == "jit":
+        return np.asarray(jax.jit(rep.apply)(image))
+    with jax.disable_jit():
+        return np.asarray(rep.apply(image))
+
+
 # Against VLFeat's outputs stored in tests/golden/vlfeat.npz: on every machine.
 
+@pytest.mark.parametrize("mode", ["eager", "jit"])
 @pytest.mark.parametrize("kind", sorted(KINDS))
 @pytest.mark.parametrize("cell_size", CELLS)
 @pytest.mark.parametrize("name", ["camera", "coins", "astronaut", "coffee"])
-def test_hog_equals_golden_vlfeat(golden, name, cell_size, kind):
+def test_hog_equals_golden_vlfeat(golden, name, cell_size, kind, mode):
     ref = golden.arrays[f"hog_{name}_c{cell_size}_{kind}"]
-    ours = jinvert.hog(cell_size=cell_size, bilinear=KINDS[kind])(golden.images[name])
+    ours = run(jinvert.hog(cell_size=cell_size, bilinear=KINDS[kind]), golden.images[name], mode)
     check = assert_hogb_equals_vlfeat if KINDS[kind] else assert_hog_equals_vlfeat
     check(ours, ref)
+
+
+def channel_ties_a_fused_multiply_add_breaks(image) -> int:
+    """Pixels of an RGB image whose strongest channel (vl_hog's choice by
+    ``gx² + gy²`` in float32, each product rounded) changes when one square
+    is fused into the sum (rounded once, as XLA's fused multiply-add does)."""
+    image = np.asarray(image, np.float32)
+    gx = image[1:-1, 2:] - image[1:-1, :-2]
+    gy = image[2:, 1:-1] - image[:-2, 1:-1]
+    apart = gx * gx + gy * gy
+    flips = 0
+    for fused in ((gx.astype(np.float64) ** 2 + gy * gy).astype(np.float32),
+                  (gx * gx + gy.astype(np.float64) ** 2).astype(np.float32)):
+        flips += int(np.sum(apart.argmax(-1) != fused.argmax(-1)))
+    return flips
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_jitted_equals_eager_at_exact_channel_ties(photos, kind):
+    """Issue 28: the coffee crop (integer levels / 255) has pixels whose
+    colour channels tie exactly in vl_hog's float32 arithmetic (gradients
+    (4, 13)/255 and (8, 11)/255: 185/255² both), ties that a fused
+    multiply-add breaks. Jitted, HOG once took the other channel there and
+    was 1.6 % off; jitted and eager now make the same choice, VLFeat's."""
+    image = photos["coffee"]
+    assert channel_ties_a_fused_multiply_add_breaks(image) >= 4
+    rep = jinvert.hog(bilinear=KINDS[kind])
+    eager, jitted = run(rep, image, "eager"), run(rep, image, "jit")
+    assert relative_gap(jitted, eager) < 1e-6
+
+
+def test_channel_choice_is_rounded_as_vlfeat_jitted(photos):
+    """The squared norms that pick the channel are vl_hog's float32 ones
+    (numpy's, each product rounded) to the bit, inside ``jit`` too."""
+    from jinvert.representations.gradients import squared_norm
+    image = photos["coffee"]
+    gx = image[1:-1, 2:] - image[1:-1, :-2]
+    gy = image[2:, 1:-1] - image[:-2, 1:-1]
+    ours = np.asarray(jax.jit(squared_norm)(gx, gy))
+    np.testing.assert_array_equal(ours.view(np.uint32), (gx * gx + gy * gy).view(np.uint32))
 
 
 def test_without_texture_is_the_first_27_golden_channels(golden):
@@ -97,6 +149,17 @@ def test_hogb_equals_vlfeat(photos, name, cell_size):
     image = photos[name]
     ref = vlfeat_hog(image, cell_size, bilinear_interpolation=True)
     assert_hogb_equals_vlfeat(jinvert.hog(cell_size=cell_size, bilinear=True)(image), ref)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_jitted_hog_equals_vlfeat_at_exact_channel_ties(photos, kind):
+    """Jitted HOG and HOGb of the crop with exact channel ties (see
+    :func:`test_jitted_equals_eager_at_exact_channel_ties`) are vl_hog's."""
+    vlfeat_hog = import_cyvlfeat("hog").hog
+    image = photos["coffee"]
+    ref = vlfeat_hog(image, 8, bilinear_interpolation=KINDS[kind])
+    check = assert_hogb_equals_vlfeat if KINDS[kind] else assert_hog_equals_vlfeat
+    check(run(jinvert.hog(bilinear=KINDS[kind]), image, "jit"), ref)
 
 
 def test_without_texture_is_the_first_27_channels(photos):

@@ -161,3 +161,30 @@ def test_decoder_and_its_training_loss_at_highest_precision():
     rep = jinvert.hog(texture=False)                            # 27 channels, as above
     assert_full_precision(jax.grad(lambda p: decoders._losses(
         module, p, rep, crops, 1.0, 1.0, 4.0)[0]), params)
+
+
+def test_rounded_product_is_a_float32_multiply_jitted_or_not():
+    """``gradients.rounded_product`` (HOG's channel choice; issue 28) gives
+    the bits of a float32 multiply, numpy's, jitted or not: round to
+    nearest, ties to even (13-bit integers make exact midpoints), signed
+    zeros, every scale; results below the smallest normal float32 flush to
+    a signed zero, as XLA:CPU does."""
+    from jinvert.representations.gradients import rounded_product
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal(20_000) * 10.0 ** rng.integers(-20, 20, 20_000),
+                        rng.integers(-2 ** 13, 2 ** 13, 20_000), np.zeros(100),
+                        [3e38, -2e-20, 1.5, -1.0]]).astype(np.float32)
+    y = np.concatenate([rng.standard_normal(20_000) * 10.0 ** rng.integers(-20, 20, 20_000),
+                        rng.integers(-2 ** 13, 2 ** 13, 20_000), rng.standard_normal(100),
+                        [10.0, 3e-20, 1 + 2.0 ** -23, -0.0]]).astype(np.float32)
+    with np.errstate(over="ignore", under="ignore"):
+        expected = x * y
+    expected = np.where(np.abs(expected) < np.finfo(np.float32).tiny,
+                        np.copysign(np.float32(0), expected), expected)
+    exact = x.astype(np.float64) * y
+    midpoint = np.abs(exact - expected) == np.spacing(np.abs(expected)).astype(np.float64) / 2
+    assert midpoint.sum() > 100   # exact products halfway between two float32
+    for fn in (rounded_product, jax.jit(rounded_product)):
+        np.testing.assert_array_equal(np.asarray(fn(x, y)).view(np.uint32),
+                                      expected.view(np.uint32))

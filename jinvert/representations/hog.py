@@ -85,9 +85,11 @@ def oriented_histograms(image: Array, cell_size: int = 8, orientations: int = 9,
         gx, gy = gx[..., 0], gy[..., 0]
     else:
         # The channel with the strongest gradient (the first one on ties),
-        # by a one-hot select: gathers are slow under vmap.
-        pick = jax.nn.one_hot(jnp.argmax(gx * gx + gy * gy, axis=-1), image.shape[-1],
-                              dtype=gx.dtype)
+        # by a one-hot select: gathers are slow under vmap. Its squared norm
+        # rounded as vl_hog's C rounds it, jitted or not (a fused
+        # multiply-add would break exact ties between channels differently).
+        pick = jax.nn.one_hot(jnp.argmax(gradients.squared_norm(gx, gy), axis=-1),
+                              image.shape[-1], dtype=gx.dtype)
         gx, gy = jnp.sum(pick * gx, axis=-1), jnp.sum(pick * gy, axis=-1)
     magnitude = gradients.safe_norm(gx, gy)
     if bilinear:
