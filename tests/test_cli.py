@@ -345,20 +345,22 @@ def test_negative_jitter_is_one_line_error(toy, photo, capsys):
 _COUNT_CACHE_HITS = """
 import sys
 import jax.monitoring
-hits = []
+hits, misses = [], []
 jax.monitoring.register_event_listener(
-    lambda event, **kw: hits.append(event) if event.endswith("/cache_hits") else None)
+    lambda event, **kw: hits.append(event) if event.endswith("/cache_hits")
+    else misses.append(event) if event.endswith("/cache_misses") else None)
 from jinvert import cli
 status = cli.main(sys.argv[1:])
-print("cache hits:", len(hits))
+print("cache hits:", len(hits), "cache misses:", len(misses))
 sys.exit(status)
 """
 
 
 def test_a_second_run_loads_its_programs_from_the_cache(photo, tmp_path):
-    """The command keeps compiled programs in JINVERT_CACHE_DIR: the first
-    run writes them, a second process reads them back (JAX's own count of
-    persistent-cache hits) instead of compiling."""
+    """The command keeps every program it compiles in JINVERT_CACHE_DIR (the
+    small ones too): the first run writes them, a second process reads them
+    all back (JAX's own counts of persistent-cache hits and misses) and
+    compiles nothing."""
     cache = tmp_path / "cache"
     env = dict(os.environ, PYTHONPATH=os.getcwd(), JINVERT_CACHE_DIR=str(cache))
     hits = []
@@ -368,10 +370,13 @@ def test_a_second_run_loads_its_programs_from_the_cache(photo, tmp_path):
              "--out", str(tmp_path / f"o{run}.png")],
             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
         assert proc.returncode == 0, proc.stderr
-        hits.append(int(proc.stdout.split("cache hits:")[1]))
+        counts = proc.stdout.split("cache hits:")[1].split("cache misses:")
+        hits.append((int(counts[0]), int(counts[1])))
         if run == 0:
             assert any(p.name.startswith("jit_step") for p in cache.iterdir())
-    assert hits[0] == 0 and hits[1] >= 1, hits
+    (first_hits, first_misses), (second_hits, second_misses) = hits
+    assert first_hits == 0 and first_misses >= 1, hits
+    assert second_misses == 0 and second_hits == first_misses, hits
 
 
 def test_compilation_cache_directory(monkeypatch, tmp_path):

@@ -1,7 +1,10 @@
 """The engine at the paper's defaults gives what it gave before issue 13.
 
 tests/golden/engine_golden.npz holds short runs of the engine as it was on
-main at 1d44ae4 (``optimize._run``, per-stage ``optax.sgd`` states).
+main at 1d44ae4 (``optimize._run``, per-stage ``optax.sgd`` states),
+rewritten once since, when HOG's ``rep(x)`` was compiled (issue 28: the
+stored codes moved by 1.5e-7 of their largest value, the images by float
+rounding; see make_engine_golden.py).
 tests/golden/make_engine_golden.py makes the same runs through today's
 public API (and can rewrite the file); they must reproduce the pins: the
 paper's SGD as one optax transformation (:func:`jinvert.paper_sgd`) does the same

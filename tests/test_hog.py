@@ -262,3 +262,18 @@ def test_render_hog_rejects_non_hog():
     from jinvert.hog_render import render_hog
     with pytest.raises(ValueError, match="HOG code"):
         render_hog(np.zeros((4, 4, 10)))
+
+
+def test_rep_call_is_the_compiled_function(grey_photos):
+    """``rep(x)`` runs HOG as one compiled program (``compiled_call``): the
+    same bits as ``jax.jit(rep.apply)``, the function ``invert`` compiles,
+    for one image and for a batch."""
+    import jax
+
+    rep = jinvert.hog(texture=False)
+    assert rep.compiled_call
+    x = rep.preprocess(grey_photos["camera"][:64, :64] / 255.0)
+    np.testing.assert_array_equal(np.asarray(rep(x)), np.asarray(jax.jit(rep.apply)(x)))
+    batch = np.stack([np.asarray(x), np.asarray(x)[::-1]])
+    np.testing.assert_array_equal(np.asarray(rep(batch)),
+                                  np.asarray(jax.jit(rep.batch_apply)(batch)))

@@ -177,4 +177,6 @@ def dsift(bin_size: int = 5, step: int = 15, num_bins: int = 4,
         # one image alone; image after image (lax.map) costs no more than
         # alone (benchmarks/speed.py --samples 8).
         cpu_batching="map",
+        # rep(x) compiled: ties decided alike jitted or not (squared_norm).
+        compiled_call=True,
     )

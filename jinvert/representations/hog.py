@@ -210,4 +210,6 @@ def hog(cell_size: int = 8, orientations: int = 9, bilinear: bool = False,
         # one image alone; image after image (lax.map) costs no more than
         # alone (benchmarks/speed.py --samples 8).
         cpu_batching="map",
+        # rep(x) compiled: ties decided alike jitted or not (squared_norm).
+        compiled_call=True,
     )

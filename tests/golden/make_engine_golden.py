@@ -2,9 +2,13 @@
 the paper's defaults, which tests/test_engine_golden.py pins the engine to.
 
 The pins were first written on main at 1d44ae4 (the ``optimize._run``
-engine, per-stage ``optax.sgd`` states); every engine since has reproduced
-them bit for bit on the CPU. This script makes the same runs through today's
-public API, so the file can be regenerated (and checked) at any commit:
+engine, per-stage ``optax.sgd`` states); every engine since reproduced them
+bit for bit on the CPU until issue 28 compiled HOG's ``rep(x)`` (the
+photo's code), which moved the stored codes by up to 1.5e-7 of their
+largest value and the images by float rounding (up to 1.7e-7 relative);
+they were rewritten then by this script. It makes the same runs through
+today's public API, so the file can be regenerated (and checked) at any
+commit:
 
     JAX_PLATFORMS=cpu python tests/golden/make_engine_golden.py           # rewrite the file
     JAX_PLATFORMS=cpu python tests/golden/make_engine_golden.py --check   # compare, write nothing
