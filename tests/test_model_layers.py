@@ -138,6 +138,26 @@ def test_nnx_layer_grey_equals_the_hand_computation():
     _check_jit_vmap_grad(block, x[:8, :8] if block.input_size is None else x)
 
 
+class Twice(nnx.Module):
+    """One convolution applied twice (shared weights)."""
+
+    def __init__(self, rngs):
+        self.conv = nnx.Conv(1, 1, (3, 3), rngs=rngs)
+
+    def __call__(self, x):
+        return self.conv(nnx.relu(self.conv(x)))
+
+
+def test_nnx_layer_of_a_submodule_called_twice_is_its_last_output():
+    module = Twice(nnx.Rngs(0))
+    x = jax.random.uniform(jax.random.PRNGKey(1), (8, 8, 1)) - 0.5
+    k, b = module.conv.kernel[...], module.conv.bias[...]
+    once = _conv(x[None], k, b, 1, ("NHWC", "HWIO", "NHWC"))
+    twice = _conv(jax.nn.relu(once), k, b, 1, ("NHWC", "HWIO", "NHWC"))[0]
+    rep = jinvert.nnx_layer(module, "conv", channels=1)
+    np.testing.assert_allclose(rep(x), twice, rtol=1e-5, atol=1e-6)
+
+
 def test_invert_an_nnx_layer_grey():
     rep = jinvert.nnx_layer(GreyNet(nnx.Rngs(0)), "blocks/0/act", input_size=SIZE, channels=1)
     _check_inverts(rep, rep.preprocess(_photo(1)))
