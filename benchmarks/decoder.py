@@ -45,7 +45,6 @@ import numpy as np  # noqa: E402
 
 import jinvert  # noqa: E402
 from jinvert import decoders  # noqa: E402
-from jinvert import images as im  # noqa: E402
 from jinvert.experiments import common, figures  # noqa: E402
 from jinvert.registry import resolve_representation  # noqa: E402
 
@@ -119,11 +118,8 @@ def main(argv=None) -> int:
     counts = [int(n) for n in args.iterations.split(",") if n]
     noise_counts = ([int(n) for n in args.noise_iterations.split(",") if n]
                     if args.noise_iterations is not None else counts)
-    if args.size is None:
-        xs = np.stack([common.prepare(rep, p) for p in photos])
-    else:
-        xs = np.stack([np.asarray(rep.preprocess(im.resize_and_crop(
-            p.pixels, (args.size, args.size), name=p.name)), np.float32) for p in photos])
+    size = None if args.size is None else (args.size, args.size)
+    xs = np.stack([common.prepare(rep, p, size) for p in photos])
     refs = common.compute_codes(rep, xs)
     shape = xs.shape[1:]
     keys = jnp.stack([common.image_key(jax.random.PRNGKey(args.seed), p.name)

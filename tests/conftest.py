@@ -185,3 +185,16 @@ def _full_float32_products(request):
 
     with jax.default_matmul_precision("highest"):
         yield
+
+
+@pytest.fixture
+def figure_texts(monkeypatch):
+    """The texts (title, labels, caption, …) of every figure that
+    ``jinvert.experiments.figures.save`` draws during the test, one list
+    per figure."""
+    from jinvert.experiments import figures
+
+    drawn = []
+    real = figures.save
+    monkeypatch.setattr(figures, "save", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
+    return drawn

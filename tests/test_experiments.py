@@ -53,18 +53,6 @@ def _label_errors(md_or_texts):
     return [float(v) for v in re.findall(r"error (\d+\.\d) %", md_or_texts)]
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The texts of every figure saved during the test (title, labels, …)."""
-    from jinvert.experiments import figures
-
-    texts = []
-    real = figures.save
-    monkeypatch.setattr(figures, "save",
-                        lambda *a, **k: texts.append(real(*a, **k)) or texts[-1])
-    return texts
-
-
 @pytest.fixture(scope="module")
 def photo():
     return common.load_image_set(None, 1)[0]
@@ -100,7 +88,7 @@ def test_table3_bands_in_order_and_in_the_papers_metric(tmp_path):
     assert "camera)" in next(l for l in md.splitlines() if l.startswith("- images:"))
 
 
-def test_fig2_equal_priors_different_shapes(tmp_path, photo, drawn, monkeypatch):
+def test_fig2_equal_priors_different_shapes(tmp_path, photo, figure_texts, monkeypatch):
     """Fig. 2 at the stem: the first panel runs with β = 1, the second with
     β = 2; λV(β = 1) is set so that both priors have the same value on the
     photo (recomputed here from the definition of V^β); the two panels are
@@ -125,7 +113,7 @@ def test_fig2_equal_priors_different_shapes(tmp_path, photo, drawn, monkeypatch)
     panels = [load_image(str(tmp_path / "fig2" / f"{photo.name}_stem_{tag}.png"))
               for tag in ("tv_beta1", "v2_beta2")]
     assert np.abs(panels[0] - panels[1]).mean() > 0.005
-    (texts,) = drawn
+    (texts,) = figure_texts
     code = np.asarray(rep(common.prepare(rep, photo)), np.float64)
     for words, panel in zip(("TV (beta = 1)", "V^2 (beta = 2)"), panels):
         (label,) = [t for t in texts if t.startswith(words)]
@@ -133,12 +121,12 @@ def test_fig2_equal_priors_different_shapes(tmp_path, photo, drawn, monkeypatch)
                                                         abs=0.051), label
 
 
-def test_fig6_panels_in_layer_order_with_their_errors(tmp_path, photo, drawn):
+def test_fig6_panels_in_layer_order_with_their_errors(tmp_path, photo, figure_texts):
     """Fig. 6 on two taps: one panel per layer, in order, each label the
     relative code error of the saved panel at that layer, recomputed."""
     md = _run("fig6", tmp_path, "--layers", "stem,block0", "--iterations", ITERATIONS)
     assert "stem, block0." in md
-    (texts,) = drawn
+    (texts,) = figure_texts
     labels = [t for t in texts if t.startswith(("stem:", "block0:"))]
     assert [t.split(":")[0] for t in labels] == ["stem", "block0"]
     for layer, text in zip(("stem", "block0"), labels):
@@ -149,7 +137,7 @@ def test_fig6_panels_in_layer_order_with_their_errors(tmp_path, photo, drawn):
                                                        abs=0.051), text
 
 
-def test_fig7_samples_differ_and_carry_their_errors(tmp_path, photo, drawn):
+def test_fig7_samples_differ_and_carry_their_errors(tmp_path, photo, figure_texts):
     """Fig. 7 at the stem with two samples: two different reconstructions
     (independent random starts), each labelled with its own error."""
     md = _run("fig7", tmp_path, "--layers", "stem", "--samples", "2",
@@ -159,7 +147,7 @@ def test_fig7_samples_differ_and_carry_their_errors(tmp_path, photo, drawn):
     assert np.abs(a - b).mean() > 0.01
     rep = _rep("stem")
     code = np.asarray(rep(common.prepare(rep, photo)), np.float64)
-    (texts,) = drawn
+    (texts,) = figure_texts
     labels = [t for t in texts if t.startswith("stem #")]
     assert [t.split(":")[0] for t in labels] == ["stem #1", "stem #2"]
     for text, pic in zip(labels, (a, b)):
@@ -167,7 +155,7 @@ def test_fig7_samples_differ_and_carry_their_errors(tmp_path, photo, drawn):
                                                        abs=0.051), text
 
 
-def test_fig9_box_is_the_stems_receptive_field(tmp_path, photo, drawn):
+def test_fig9_box_is_the_stems_receptive_field(tmp_path, photo, figure_texts):
     """Fig. 9 at the stem (3 × 3, stride 2, TensorFlow 'same' padding on
     224: no padding before, one after): the central 5 × 5 of the 112 × 112
     code are positions 53–57, which see input rows and columns 2·53 = 106 to
@@ -190,6 +178,6 @@ def test_fig9_box_is_the_stems_receptive_field(tmp_path, photo, drawn):
     # The masked error is the one shown (the whole code's is far larger:
     # only 25 of 12 544 positions were fitted).
     assert whole > masked + 10
-    (texts,) = drawn
+    (texts,) = figure_texts
     (label,) = [t for t in texts if t.startswith("stem, central 5x5")]
     assert _label_errors(label)[0] == pytest.approx(masked, abs=0.051), label

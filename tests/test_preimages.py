@@ -320,6 +320,17 @@ def test_maximize_defaults_for_efficientnet_are_the_documented_ones():
 # The figures of docs/preimages.md, at a tiny size
 # ----------------------------------------------------------------------------
 
+def _montages(monkeypatch) -> list:
+    """``(tiles, labels, keywords)`` of every labelled montage drawn during
+    the test (the figure's tiles as drawn, its labels, its title)."""
+    drawn = []
+    real = im.labelled_montage
+    monkeypatch.setattr(im, "labelled_montage",
+                        lambda tiles, labels, **k: drawn.append((tiles, labels, k))
+                        or real(tiles, labels, **k))
+    return drawn
+
+
 def _spy(monkeypatch, module, name, calls):
     """Replace ``module.name`` by a wrapper that records its keyword arguments."""
     real = getattr(module, name)
@@ -340,12 +351,9 @@ def test_maxima_figure(tmp_path, monkeypatch):
     _needs_efficientnet()
     from jinvert.experiments import preimages as figures
 
-    drawn, calls = [], []
+    calls = []
     _spy(monkeypatch, jinvert.preimages, "maximize", calls)
-    real = im.labelled_montage
-    monkeypatch.setattr(im, "labelled_montage",
-                        lambda tiles, labels, **k: drawn.append((tiles, labels, k))
-                        or real(tiles, labels, **k))
+    drawn = _montages(monkeypatch)
     out = tmp_path / "maxima.png"
     rows = figures.figure("maxima", str(out), 30, classes=(), taps={"stem": (0, 3)},
                           log=lambda line: None)
@@ -386,12 +394,9 @@ def test_caricatures_figure(tmp_path, monkeypatch):
 
     from jinvert.experiments import preimages as figures
 
-    drawn, calls = [], []
+    calls = []
     _spy(monkeypatch, jinvert.preimages, "caricature", calls)
-    real = im.labelled_montage
-    monkeypatch.setattr(im, "labelled_montage",
-                        lambda tiles, labels, **k: drawn.append((tiles, labels, k))
-                        or real(tiles, labels, **k))
+    drawn = _montages(monkeypatch)
     out = tmp_path / "caricatures.png"
     rows = figures.figure("caricatures", str(out), 10, photos=("astronaut",), taps=("stem",),
                           log=lambda line: None)

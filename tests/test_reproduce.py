@@ -152,12 +152,7 @@ def test_table1_resume_does_not_recompute(table1_run, monkeypatch):
     assert len(records) == 4
 
 
-def test_fig4_small(tmp_path, monkeypatch):
-    from jinvert.experiments import figures
-
-    drawn = []
-    real = figures.save
-    monkeypatch.setattr(figures, "save", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
+def test_fig4_small(tmp_path, figure_texts):
     args = _args("fig4", tmp_path, "--iterations", "40")
     assert args.func(args) == 0
     assert os.path.getsize(tmp_path / "fig4.png") > 1000
@@ -165,7 +160,7 @@ def test_fig4_small(tmp_path, monkeypatch):
     panels = sorted(os.listdir(tmp_path / "fig4"))
     assert len(panels) == 3
     # Labelled: a title, each panel, an error per reconstruction, the caption.
-    (texts,) = drawn
+    (texts,) = figure_texts
     assert texts[0].startswith("Fig. 4: effect of lambda_V on HOG inversion of astronaut")
     assert texts[1].startswith("original") and texts[2] == "HOG glyphs"
     for text, lam in zip(texts[3:6], ("0.5", "5 (paper's)", "50")):
@@ -268,20 +263,15 @@ def test_help_texts_are_distinct_and_wrapped(capsys):
         assert "benchmarks/" not in text
 
 
-def test_fig10_random_weights_marked(tmp_path, monkeypatch):
+def test_fig10_random_weights_marked(tmp_path, monkeypatch, figure_texts):
     """Without AlexNet weights fig10 runs on random ones: its picture says so
     in red, and labels each group's panel with its (masked) error."""
     from PIL import Image
 
-    from jinvert.experiments import figures
-
     monkeypatch.delenv("JINVERT_ALEXNET_WEIGHTS", raising=False)
-    drawn = []
-    real = figures.save
-    monkeypatch.setattr(figures, "save", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
     args = _args("fig10", tmp_path, "--layers", "relu2", "--iterations", "2")
     assert args.func(args) == 0
-    (texts,) = drawn
+    (texts,) = figure_texts
     assert texts[0].startswith("Fig. 10:") and "relu2" in texts[0]
     assert texts[1].startswith("random weights: not a trained network")
     assert texts[2] == "original"

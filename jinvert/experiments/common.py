@@ -32,7 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jinvert import images as im
 from jinvert import invert
-from jinvert.config import Config
+from jinvert.config import PAPER_VALUES, Config
 
 #: scikit-image's bundled photos used when no --images folder is given
 #: (``skimage.data.horse`` is left out: a binary silhouette, not a photo).
@@ -112,10 +112,11 @@ def input_shape(rep) -> tuple[int, int]:
     return tuple(rep.input_size) if rep.input_size is not None else PAPER_SIZE
 
 
-def prepare(rep, photo: Photo) -> np.ndarray:
-    """Resize-and-crop a photo to :func:`input_shape` and map it into the
-    representation's input space: float32 ``(H, W, C)`` (grey for HOG/DSIFT)."""
-    pixels = im.resize_and_crop(photo.pixels, input_shape(rep), name=photo.name)
+def prepare(rep, photo: Photo, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Resize-and-crop a photo to ``size = (H, W)`` (default
+    :func:`input_shape`) and map it into the representation's input space:
+    float32 ``(H, W, C)`` (grey for HOG/DSIFT)."""
+    pixels = im.resize_and_crop(photo.pixels, tuple(size or input_shape(rep)), name=photo.name)
     return np.asarray(rep.preprocess(pixels), dtype=np.float32)
 
 
@@ -367,7 +368,7 @@ def settings_text(config: Config, shape, sigma: float) -> str:
         text += f", bounded range λ {run.lambda_range:.4g}"
     if run.jitter:
         text += f", jitter {run.jitter}"
-    if config.sigma is None and tuple(shape) != (227, 227, 3):
+    if config.sigma is None and int(np.prod(shape)) != PAPER_VALUES:
         text += (f" (the paper's λα {config.lambda_alpha:.4g}, λV {config.lambda_tv:.4g} "
                  f"converted to {shape[0]} × {shape[1]} × {shape[2]} values, "
                  f"`Config.sized`)")
