@@ -14,6 +14,7 @@ from jinvert import weights
 from jinvert.config import Config
 
 from jinvert.representations import alexnet as A
+from jinvert.representations import caffe_layers as L
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def image(key, hw=(227, 227), scale=60.0):
 def test_lrn_matches_caffe_formula():
     # Large activations so the normalisation is far from the identity.
     x = np.random.default_rng(1).normal(0, 150, (3, 4, 13)).astype(np.float32)
-    got = np.asarray(A.lrn(jnp.asarray(x)))
+    got = np.asarray(L.lrn(jnp.asarray(x)))
     want = np_lrn(x.astype(np.float64))
     assert np.abs(want / x).min() < 0.7  # the test really exercises the scaling
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-5)
@@ -97,18 +98,18 @@ def test_lrn_matches_caffe_formula():
 def test_max_pool_ceil_and_minus_inf_padding(hw):
     # All-negative values: zero padding would win the clipped border windows.
     x = -1.0 - np.random.default_rng(2).random(hw + (4,)).astype(np.float32)
-    got = np.asarray(A.max_pool(jnp.asarray(x)[None])[0])
+    got = np.asarray(L.max_pool(jnp.asarray(x)[None])[0])
     want = np_pool_ceil(x)
     assert got.shape == want.shape
     np.testing.assert_array_equal(got, want.astype(np.float32))
-    assert A.caffe_pool_output_size(hw[0]) == want.shape[0]
+    assert L.caffe_pool_output_size(hw[0]) == want.shape[0]
 
 
 def test_pool_ceil_differs_from_floor():
     # 8 → 4 with Caffe's ceil rounding, 3 with floor.
-    assert A.caffe_pool_output_size(8) == 4
+    assert L.caffe_pool_output_size(8) == 4
     x = jnp.zeros((1, 8, 8, 1))
-    assert A.max_pool(x, ceil_mode=False).shape == (1, 3, 3, 1)
+    assert L.max_pool(x, ceil_mode=False).shape == (1, 3, 3, 1)
 
 
 @pytest.mark.parametrize("hw,k,stride,pad", [
@@ -123,7 +124,7 @@ def test_conv2d_matches_numpy(hw, k, stride, pad):
     rng = np.random.default_rng(5)
     x = rng.normal(0, 1, hw + (3,)).astype(np.float32)
     kernel = rng.normal(0, 0.1, (k, k, 3, 4)).astype(np.float32)
-    got = np.asarray(A.conv2d(jnp.asarray(x)[None], jnp.asarray(kernel), stride, pad)[0])
+    got = np.asarray(L.conv2d(jnp.asarray(x)[None], jnp.asarray(kernel), stride, pad)[0])
     want = np_conv(x.astype(np.float64), kernel.astype(np.float64), 0.0, stride, pad, 1)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
@@ -139,7 +140,7 @@ def test_conv2d_gradient_matches_lax_convolution():
         lax_conv = lambda x: jax.lax.conv_general_dilated(  # noqa: E731
             x, kernel, (stride, stride), ((pad, pad), (pad, pad)),
             dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        ours = jax.grad(lambda x: jnp.sum(jnp.sin(A.conv2d(x, kernel, stride, pad))))(x)
+        ours = jax.grad(lambda x: jnp.sum(jnp.sin(L.conv2d(x, kernel, stride, pad))))(x)
         want = jax.grad(lambda x: jnp.sum(jnp.sin(lax_conv(x))))(x)
         np.testing.assert_allclose(ours, want, rtol=1e-4, atol=1e-5)
 
@@ -149,10 +150,10 @@ def test_max_pool_gradient_goes_to_the_window_maximum():
     # windows whose maximum it is (Caffe's gradient), windows clipped at the
     # border as in the forward pass.
     x = np.random.default_rng(7).permutation(9 * 8 * 2).reshape(9, 8, 2).astype(np.float32)
-    got = np.asarray(jax.grad(lambda x: jnp.sum(A.max_pool(x[None])))(jnp.asarray(x)))
+    got = np.asarray(jax.grad(lambda x: jnp.sum(L.max_pool(x[None])))(jnp.asarray(x)))
     want = np.zeros_like(x)
-    for i in range(A.caffe_pool_output_size(9)):
-        for j in range(A.caffe_pool_output_size(8)):
+    for i in range(L.caffe_pool_output_size(9)):
+        for j in range(L.caffe_pool_output_size(8)):
             win = x[2 * i:2 * i + 3, 2 * j:2 * j + 3]
             for c in range(2):
                 a, b = np.unravel_index(np.argmax(win[..., c]), win.shape[:2])
@@ -459,7 +460,7 @@ def test_pretrained_top5(photo):
 
 
 def test_fully_connected_dense_and_conv_paths_agree():
-    fc = A.FullyConnected(features=5, kernel_size=6)
+    fc = L.FullyConnected(features=5, kernel_size=6)
     x = jax.random.normal(jax.random.PRNGKey(12), (1, 7, 7, 8))
     v = fc.init(jax.random.PRNGKey(13), x[:, :6, :6])
     v = {"params": {"kernel": v["params"]["kernel"], "bias": jnp.arange(5.0)}}
