@@ -17,7 +17,7 @@ beside):
   4 × 200 iterations scaled to each count of ``--iterations`` by
   ``Config.with_iterations``);
 * the same optimisation started from the decoder's output
-  (``invert(..., init=decoder)``, ``init_noise`` 0.1 or ``--init-noise``),
+  (``invert(..., start=Start(decoder))``, noise 0.1 or ``--init-noise``),
   at each count (``--single-stage``: all at the first learning rate).
 
 Every run's images and codes are kept under ``--out`` and reused by a later
@@ -71,8 +71,9 @@ def invert_all(rep, refs, keys, shape, iterations, init=None, single_stage=False
                                 stages=config.stages[skip_stages:])
     config = (config.replace(stages=(iterations,)) if single_stage
               else config.with_iterations(iterations))
-    result = jinvert.invert(rep, refs, key=keys, shape=shape, config=config, init=init,
-                            init_noise=init_noise, progress=False)
+    start = None if init is None else jinvert.Start(init, noise=init_noise)
+    result = jinvert.invert(rep, refs, key=keys, shape=shape, config=config, start=start,
+                            loop=jinvert.Loop(progress=False))
     images, codes = np.asarray(result.images)[:, 0], np.asarray(result.codes)[:, 0]
     if not (np.all(np.isfinite(images)) and np.all(np.isfinite(codes))):
         raise RuntimeError(f"a run of {iterations} iterations diverged (init {init!r})")
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the per-photo keys, as Table 1's (default 0)")
     parser.add_argument("--init-noise", type=float, default=0.1,
-                        help="invert's init_noise for the runs from the decoder (0.1)")
+                        help="the norm of the noise added to the decoder's output, jinvert.Start(decoder, noise=...) (0.1)")
     parser.add_argument("--skip-stages", type=int, default=0,
                         help="runs from the decoder: leave out the first K stages of the "
                              "paper's schedule (start at lr 0.004/10^K; default 0)")

@@ -66,7 +66,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from jinvert.metrics import reconstruction_error, ssim  # noqa: E402
-from jinvert import invert  # noqa: E402
+from jinvert import Loop, invert  # noqa: E402
 from jinvert.parameterizations import deep_image_prior, fourier  # noqa: E402
 from jinvert.registry import resolve_representation  # noqa: E402
 from jinvert.transforms import jitter  # noqa: E402
@@ -110,7 +110,7 @@ def run_option(rep, photos, kwargs, seed):
     for i, (x0, c0) in enumerate(zip(x0s, codes0)):
         start = time.perf_counter()
         r = invert(rep, c0, shape=x0.shape, key=jax.random.PRNGKey(seed + i),
-                   progress=False, **kwargs)
+                   loop=Loop(progress=False), **kwargs)
         image = np.asarray(r.images[0])
         times.append(time.perf_counter() - start)
         if not np.all(np.isfinite(image)):

@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 
 from jinvert import images  # noqa: E402
-from jinvert import invert  # noqa: E402
-from jinvert.objective import objective  # noqa: E402
+from jinvert import Loop, invert  # noqa: E402
+from jinvert.energy import image_energy  # noqa: E402
 from jinvert.registry import resolve_representation  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def main(argv=None):
     stages = config.stages
     key = jax.random.PRNGKey(0)
     run = lambda k, s: invert(rep, code, shape=x0.shape, key=k, samples=s,  # noqa: E731
-                              config=config, progress=False).images
+                              config=config, loop=Loop(progress=False)).images
 
     first, _ = _timed(lambda: run(key, 1))
     later = min(_timed(lambda: run(jax.random.PRNGKey(i + 1), 1))[0]
@@ -62,7 +62,7 @@ def main(argv=None):
                   for i in range(args.repeats))
 
     # E of eq. 3 as invert minimises it (objective), differentiated in x.
-    step = jax.jit(jax.value_and_grad(lambda x: objective(rep, x, jnp.asarray(code))["total"]))
+    step = jax.jit(jax.value_and_grad(lambda x: image_energy(rep, x, jnp.asarray(code))["total"]))
     _timed(lambda: step(x0))
     grad_ms = 1e3 * min(_timed(lambda: step(x0))[0] for _ in range(5))
 

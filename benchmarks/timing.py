@@ -47,21 +47,21 @@ def jinvert_run(rep, code, *, samples: int, shape=None,
                 iterations_per_call=None) -> Callable[[int], float]:
     """``run(n)``: seconds of one ``jinvert.invert`` call of n iterations at
     ``rep.defaults``' first learning rate, images ready (``block_until_ready``);
-    ``iterations_per_call`` as :func:`jinvert.invert` takes it.
+    ``iterations_per_call`` as :class:`jinvert.Loop` takes it.
 
     The schedule is ``rep.defaults.first_stage_only(n)``, so that the timed
     step is the program a call with the paper's schedule runs.
     """
     import jax
 
-    from jinvert import invert
+    from jinvert import Loop, invert
 
     def run(n: int) -> float:
         t0 = time.perf_counter()
         jax.block_until_ready(invert(rep, code, shape=shape, key=jax.random.PRNGKey(0),
                                      samples=samples, config=rep.defaults.first_stage_only(n),
-                                     progress=False,
-                                     iterations_per_call=iterations_per_call).images)
+                                     loop=Loop(progress=False,
+                                               iterations_per_call=iterations_per_call)).images)
         return time.perf_counter() - t0
 
     return run

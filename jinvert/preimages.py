@@ -1,13 +1,14 @@
 """Natural pre-images beyond inversion: activation maximisation and
-caricatures (Mahendran & Vedaldi, IJCV 2016), on :func:`jinvert.invert`'s engine.
+caricatures (Mahendran & Vedaldi, IJCV 2016), on the engine of
+:func:`jinvert.minimize`.
 
 The three visualisations differ only in the data term of the energy
 (:mod:`jinvert.terms`): inversion matches a code, activation maximisation
 raises ⟨Φ(x), W⟩ for weights W over the code (a neuron, a channel, a class
 logit), a caricature raises ⟨Φ(x), Φ0⟩ for the code Φ0 of a photo, so that
-what Φ detects in the photo is exaggerated. :func:`maximize` runs any data
-term (or a batch of them) through the same compiled step, loop, priors,
-parameterisations, jitter and vmapped samples as :func:`jinvert.invert`;
+what Φ detects in the photo is exaggerated. :func:`maximize` is
+:func:`jinvert.minimize` with the IJCV recipe's settings and a faint random
+start;
 :func:`caricature` is :func:`maximize` of :func:`jinvert.terms.caricature`
 started from the photo.
 """
@@ -17,40 +18,22 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jinvert import images as im
 from jinvert import terms
 from jinvert.config import Config
-from jinvert.optimize import (InversionResult, _check_run, _per_code_keys, _programs,
-                              _resolve_shape, _result, _solve, _warm_start, per_call)
-from jinvert.parameterizations import pixels
+from jinvert.engine import InversionResult, Start, minimize
 from jinvert.recipes import recipe
 
 Array = jax.Array
 
 
-def _code_shape(rep, shape) -> tuple[int, ...]:
-    return tuple(jax.eval_shape(rep.apply, jax.ShapeDtypeStruct(shape, jnp.float32)).shape)
-
-
-def _check_objective(objective, code_shape) -> terms.Term:
-    """The objective's leaves must have one code's shape (or be scalars)."""
-    for leaf in jax.tree_util.tree_leaves(objective):
-        if jnp.ndim(leaf) and tuple(jnp.shape(leaf)) != tuple(code_shape):
-            raise ValueError(f"the objective's arrays must have the shape of one code "
-                             f"{tuple(code_shape)}, got an array of shape "
-                             f"{tuple(jnp.shape(leaf))}")
-    return objective
-
-
 def maximize(rep, objective, *, key, shape=None, samples: int = 1,
-             config: Config | None = None, optimizer: optax.GradientTransformation | None = None,
-             parameterization=None, transforms=None, progress=None,
-             init=None, init_noise: float = 0.1,
-             iterations_per_call: int | None = None) -> InversionResult:
+             config: Config | None = None, start: Start | None = None,
+             **options) -> InversionResult:
     """Images that minimise ``objective + regularisers``: activation
-    maximisation (and caricatures) with :func:`jinvert.invert`'s engine.
+    maximisation (IJCV 2016), :func:`jinvert.minimize` with the IJCV
+    recipe's settings and a faint random start.
 
     Args:
       rep: a :class:`jinvert.Representation`.
@@ -64,18 +47,13 @@ def maximize(rep, objective, *, key, shape=None, samples: int = 1,
       config: a :class:`jinvert.Config` for the regularisers and the schedule;
         default :func:`maximize_config` (the IJCV recipe: bounded range, V²,
         jitter, Adam), sized to ``shape`` unless its ``sigma`` is set.
-      optimizer, parameterization, transforms, progress, iterations_per_call:
-        as for :func:`jinvert.invert` (default ``config.optimizer()``,
-        pixels, ``jitter(config.jitter)``, a bar where someone watches, the
-        backend's iterations per compiled call).
-      init, init_noise: where each sample starts, as for
-        :func:`jinvert.invert`: u = init/σ + ``init_noise``·n, n the
-        inversion's unit-norm random start, ``init`` an input-space image
-        ``(H, W, C)`` (or one per objective, ``(B, H, W, C)``; pixels
-        parameterisation only). With ``init=None`` (default) the start is
-        ``init_noise``·n alone: 0.1 by default, faint noise (1 is the
-        paper's start, whose noise the maximisation does not remove in a
-        few hundred steps).
+      start: where each sample starts (:class:`jinvert.Start`); default
+        ``Start(noise=0.1)``: faint noise (1 is the paper's start, whose
+        noise the maximisation does not remove in a few hundred steps);
+        ``Start(init=x, noise=...)`` from an input-space image ``(H, W, C)``
+        (or one per objective, ``(B, H, W, C)``).
+      **options: ``optimizer``, ``parameterization``, ``transforms``,
+        ``loop``, as for :func:`jinvert.minimize`.
 
     Returns:
       :class:`jinvert.InversionResult`: ``images`` ``(samples, H, W, C)`` in
@@ -84,45 +62,18 @@ def maximize(rep, objective, *, key, shape=None, samples: int = 1,
       the sized ``config``.
 
     Raises:
-      ValueError: an objective that is not a term or whose arrays do not have
-        the code's shape, objectives of a list built differently, a bad
-        ``init``, ``init_noise``, ``samples``, ``config`` or ``optimizer``.
+      ValueError: as :func:`jinvert.minimize`.
     """
-    batched = isinstance(objective, (list, tuple))
-    shape = _resolve_shape(rep, shape)
-    code_shape = _code_shape(rep, shape)
-    objectives = list(objective) if batched else [objective]
-    for o in objectives:
-        if not isinstance(o, terms.Term):
-            raise ValueError(f"objective must be a jinvert.terms term (activation, caricature, "
-                             f"inversion, or a sum of them), got {type(o).__name__}")
-        _check_objective(o, code_shape)
-    energy = terms.stack(objectives)
     if config is None:
         config = maximize_config(rep)
-    samples = _check_run(config, samples, optimizer)
-    iterations_per_call = per_call(iterations_per_call, jax.default_backend())
-    parameterization = pixels() if parameterization is None else parameterization
-    count = len(objectives)
-    _per_code_keys(key, (count,), False)  # one key
-    config = config.sized(shape, rep.sigma)
-    if optimizer is None:  # after sizing: Adam's learning rate depends on the size
-        optimizer = config.optimizer()
+    if start is None:
+        start = Start(noise=MAXIMIZE_START_NOISE)
+    return minimize(rep, objective, key=key, shape=shape, samples=samples, config=config,
+                    start=start, **options)
 
-    programs = _programs(rep, shape, count * samples)
-    # start() wants a batch of codes for its sizes; the norms it returns
-    # belong to inversion and are not used here.
-    placeholder = jnp.ones((count, 1), jnp.float32)
-    params, tkeys, _ = programs.start(key, placeholder, placeholder, samples=samples,
-                                      per_code_keys=False, parameterization=parameterization)
-    params = _warm_start(init, params, rep, None, shape, jnp.float32(config.sigma), init_noise,
-                         parameterization)
-    images, codes, history = _solve(
-        programs, params, tkeys, (energy, terms.priors(config)), config=config,
-        optimizer=optimizer, parameterization=parameterization, transforms=transforms,
-        progress=progress,
-        iterations_per_call=iterations_per_call)
-    return _result(images, codes, history, config, batched)
+
+#: The norm of :func:`maximize`'s random start in u = x/σ (the paper's is 1).
+MAXIMIZE_START_NOISE = 0.1
 
 
 #: Adam's first learning rate of :func:`maximize_config` (u = x/σ per step):
@@ -161,12 +112,12 @@ def caricature(rep, image, *, key, mask=None, samples: int = 1, config: Config |
       image: the photo in rep's input space ``(H, W, C)`` (``rep.preprocess``).
       key: a ``jax.random`` key.
       mask: optional 0/1 mask over the code (exaggerate only part of it).
-      samples: caricatures (they differ by their jitter, or by their noise
-        when ``from_image`` is False).
+      samples: caricatures of the photo (they differ by their jitter, or by
+        their noise when ``from_image`` is False).
       config: default ``maximize_config(rep, data_weight=CARICATURE_DATA_WEIGHT)``.
       from_image: start from the photo (default) or from faint random noise.
       **options: ``optimizer``, ``parameterization``, ``transforms``,
-        ``progress`` as for :func:`maximize`.
+        ``loop`` as for :func:`jinvert.minimize`.
 
     Returns:
       as :func:`maximize`; ``history["data"]`` is −1 at the photo itself.
@@ -178,9 +129,9 @@ def caricature(rep, image, *, key, mask=None, samples: int = 1, config: Config |
     objective = terms.caricature(rep(x0), mask)
     if config is None:
         config = maximize_config(rep, data_weight=CARICATURE_DATA_WEIGHT)
-    start = dict(init=x0, init_noise=0.0) if from_image else {}
+    start = Start(init=x0, noise=0.0) if from_image else None
     return maximize(rep, objective, key=key, shape=x0.shape, samples=samples, config=config,
-                    **start, **options)
+                    start=start, **options)
 
 
 def activation_scale(rep, weights, photos=None, *, size=None) -> float:

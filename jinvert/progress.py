@@ -1,8 +1,9 @@
 """What a person watching a long optimisation sees: a bar or plain lines.
 
-One reporter for :func:`jinvert.invert` (``progress=True``, or ``None``
-where someone watches), :func:`jinvert.decoders.train` and the ``jinvert``
-command. The first report
+One reporter for the engine (:func:`jinvert.minimize` and so
+:func:`jinvert.invert`: ``Loop(progress=True)``, or ``None`` where someone
+watches; :class:`Reports` decides when), :func:`jinvert.decoders.train` and
+the ``jinvert`` command. The first report
 comes after the first compiled call returns, which includes compiling the
 program (seconds to a minute, the time of hundreds of steps), so the clock
 that the rate and the time left are computed from starts there, and the
@@ -14,6 +15,9 @@ from __future__ import annotations
 import math
 import sys
 import time
+
+import jax
+import numpy as np
 
 
 def watched(stream=None) -> bool:
@@ -133,3 +137,44 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class Reports:
+    """When the engine's loop reports, and to whom: ``progress`` as
+    :class:`jinvert.Loop` takes it (a callable ``(iteration, total,
+    terms)``, ``True``, ``False`` or ``None``) and the run's ``total``
+    iterations.
+
+    ``interval``: iterations between reports (a chunk never runs past the
+    next one), ``None`` when nothing is reported. A callable is called at
+    every multiple of about 1 % of the iterations and at the last; a
+    :class:`jinvert.progress.Progress` gets the same reports plus the first.
+    """
+
+    def __init__(self, progress, total: int):
+        self.total = total
+        self.callback = progress if callable(progress) else None
+        show = watched() if progress is None else (progress is True)
+        self.display = Progress(total) if show else None
+        self.every = max(1, total // 100)
+        self.interval = self.every if (self.callback or self.display) else None
+        self.reported = 0
+
+    def __call__(self, iteration: int, terms) -> None:
+        """After ``iteration`` (1-based) iterations; ``terms``: a function
+        returning the last iteration's terms (device arrays)."""
+        due = iteration // self.every > self.reported // self.every or iteration == self.total
+        first = self.reported == 0 and self.display is not None
+        if not (due or first):
+            return
+        self.reported = iteration
+        # Waits for the device: what is reported has been computed.
+        means = {k: float(np.mean(v)) for k, v in jax.device_get(terms()).items()}
+        if self.callback is not None and due:
+            self.callback(iteration, self.total, means)
+        if self.display is not None:
+            self.display(iteration, means)
+
+    def close(self) -> None:
+        if self.display is not None:
+            self.display.close()

@@ -1,12 +1,14 @@
 """``jinvert reproduce NAME``: the paper's tables and figures, one command each.
 
-Wire into the CLI with::
-
-    from jinvert import reproduce            # at the top of cli.py
-    reproduce.add_subparser(subparsers)      # in build_parser()
-
-and dispatch ``args.command == "reproduce"`` to :func:`run` (or use the
-``func`` default this parser sets: ``args.func(args)``).
+The ``reproduce`` subcommand's module: its options and help (what each NAME
+reproduces, writes and costs) and the run, which calls
+``jinvert.experiments.NAME.run``. :func:`jinvert.cli.build_parser` adds it
+with :func:`add_subparser` and :func:`jinvert.cli.main` dispatches
+``args.command == "reproduce"`` to :func:`run` (the parser also sets the
+``func`` default: ``args.func(args)``). It also holds two argparse helpers
+the other subcommands (:mod:`jinvert.cli`) share, :func:`positive_int` and
+:func:`wrap_text`: here, so that this module imports nothing from the
+``jinvert.cli`` package that imports it.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def wrap_text(text: str, width: int = 78) -> str:
 
 
 def positive_int(text: str) -> int:
-    """argparse type: a positive integer (also used by :mod:`jinvert.cli`)."""
+    """argparse type: a positive integer (also used by :mod:`jinvert.cli`'s subcommands)."""
     try:
         value = int(text)
     except ValueError:

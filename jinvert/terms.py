@@ -36,8 +36,10 @@ Regularisers of the image:
 Inside :func:`jinvert.invert` and :func:`jinvert.maximize` the data terms
 have a leading axis of B on every leaf (one per code or per target,
 :func:`batched`, :func:`stack`) and the regularisers are shared
-(:func:`jinvert.objective.batch_terms`); :func:`evaluate` computes the
-terms of one image.
+(:func:`jinvert.energy.batch_terms`); :func:`evaluate` computes the
+terms of one image. Eq. 3 itself is :func:`paper_energy`: the inversion
+data term plus :func:`priors` of a :class:`jinvert.Config`. The terms' math
+is :mod:`jinvert.objective`'s (pure functions of arrays).
 """
 
 from __future__ import annotations
@@ -93,9 +95,23 @@ def _weight(value, what: str) -> Array:
     return jnp.asarray(w, jnp.float32)
 
 
-def _pytree(data: tuple[str, ...], meta: tuple[str, ...] = ()):
-    """Frozen dataclass registered as a pytree: ``data`` fields are leaves,
-    ``meta`` fields static (they key the compilation)."""
+def term_class(data: tuple[str, ...], meta: tuple[str, ...] = ()):
+    """Class decorator for a term of your own: a frozen dataclass registered
+    as a pytree, ``data`` fields its leaves (arrays: new values do not
+    recompile), ``meta`` fields static (they key the compilation). The class
+    derives from :class:`Term` and has a ``name`` (its history key) and
+    ``value(code, u) -> scalar`` (``code`` Φ of the image the data terms see,
+    ``u`` the normalised image ``(H, W, C)``)::
+
+        @terms.term_class(data=("target",))
+        class Gram(terms.Term):
+            target: jax.Array
+            name = "style"
+
+            def value(self, code, u):
+                f = code.reshape(-1, code.shape[-1])
+                return jnp.sum((f.T @ f / f.shape[0] - self.target) ** 2)
+    """
     def wrap(cls):
         cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
         return jax.tree_util.register_dataclass(cls, data_fields=list(data),
@@ -107,7 +123,7 @@ def _pytree(data: tuple[str, ...], meta: tuple[str, ...] = ()):
 # Data terms: functions of the code
 # ----------------------------------------------------------------------------
 
-@_pytree(data=("target", "mask", "norm2"))
+@term_class(data=("target", "mask", "norm2"))
 class Inversion(Term):
     """||M ⊙ (Φ − Φ0)||² / ||M ⊙ Φ0||² (:func:`jinvert.objective.data_term`).
 
@@ -123,7 +139,7 @@ class Inversion(Term):
         return objective.data_term(code, self.target, self.mask, self.norm2)
 
 
-@_pytree(data=("weights", "scale"))
+@term_class(data=("weights", "scale"))
 class Activation(Term):
     """−⟨Φ, W⟩ / Z: activation maximisation (and, with W = M ⊙ Φ0 and
     Z = ||M ⊙ Φ0||², the caricature).
@@ -143,7 +159,7 @@ class Activation(Term):
 # Regularisers: functions of the image u
 # ----------------------------------------------------------------------------
 
-@_pytree(data=("weight",), meta=("alpha",))
+@term_class(data=("weight",), meta=("alpha",))
 class AlphaNorm(Term):
     """λ · Σ |u|^α over pixels and channels (the CVPR paper's α-norm)."""
 
@@ -155,7 +171,7 @@ class AlphaNorm(Term):
         return self.weight * objective.alpha_norm(u, self.alpha)
 
 
-@_pytree(data=("weight",), meta=("alpha",))
+@term_class(data=("weight",), meta=("alpha",))
 class BoundedRange(Term):
     """λ · Σ_pixels (Σ_channels u²)^(α/2): the IJCV bounded-range regulariser.
 
@@ -170,10 +186,10 @@ class BoundedRange(Term):
     name = "range"
 
     def value(self, code: Array, u: Array) -> Array:
-        return self.weight * pixel_norm_power(u, self.alpha)
+        return self.weight * objective.pixel_norm_power(u, self.alpha)
 
 
-@_pytree(data=("weight",), meta=("beta",))
+@term_class(data=("weight",), meta=("beta",))
 class TotalVariation(Term):
     """λ · V^β(u) (:func:`jinvert.objective.total_variation`)."""
 
@@ -185,30 +201,18 @@ class TotalVariation(Term):
         return self.weight * objective.total_variation(u, self.beta)
 
 
-def pixel_norm_power(u: Array, alpha: float) -> Array:
-    """Σ over pixels of ||u_pixel||^α, the norm over the last (colour) axis
-    of ``(..., H, W, C)``: a scalar. Safe gradient at 0 (as
-    :func:`jinvert.objective.alpha_norm`)."""
-    s = jnp.sum(u * u, axis=-1)
-    if float(alpha).is_integer() and int(alpha) % 2 == 0:
-        return jnp.sum(s ** (int(alpha) // 2))  # an integer power: exact, 0 at 0
-    positive = s > 0
-    safe = jnp.where(positive, s, 1.0)
-    return jnp.sum(jnp.where(positive, safe ** (alpha / 2.0), 0.0))
-
-
 # ----------------------------------------------------------------------------
 # Composition
 # ----------------------------------------------------------------------------
 
-@_pytree(data=("parts",))
+@term_class(data=("parts",))
 class Sum(Term):
     """The sum of ``parts`` (a tuple of terms), in order."""
 
     parts: tuple
 
 
-@_pytree(data=("weight", "term"))
+@term_class(data=("weight", "term"))
 class Scaled(Term):
     """``weight · term`` (weight a float32 scalar array, a leaf)."""
 
@@ -256,17 +260,56 @@ def names(energy: Term) -> list[str]:
     return list(dict.fromkeys(t.name for _, t in _leaves(energy))) + ["total"]
 
 
-def batched(energy: Term, count: int) -> Term:
-    """``energy`` with a leading axis of ``count`` on every leaf (the same
-    energy for ``count`` codes or targets)."""
+@term_class(data=("term",))
+class Batch:
+    """B energies of one structure as one: ``term``'s leaves all have a
+    leading axis of B (problem b is the term sliced at b). What
+    :func:`jinvert.minimize` optimises together (one compiled program for
+    all B·S images); build one with :func:`stack` or :func:`batched`, or
+    wrap a term whose arrays already have the axis (``Batch(inversion)``
+    with ``(B, *code)`` targets, as :func:`jinvert.invert` does)."""
+
+    term: Any
+
+    @property
+    def count(self) -> int:
+        """B, the number of problems."""
+        leaves = jax.tree_util.tree_leaves(self.term)
+        counts = {int(jnp.shape(a)[0]) if jnp.ndim(a) else -1 for a in leaves}
+        if len(counts) != 1 or -1 in counts:
+            raise ValueError("every array of a batch of energies needs the same leading "
+                             f"axis (the number of problems); got leading sizes "
+                             f"{sorted(counts)}")
+        return counts.pop()
+
+
+def check_code_shape(energy, code_shape) -> None:
+    """ValueError unless the code-shaped arrays of ``energy``'s data terms
+    (targets, masks, weights of :class:`Inversion` and :class:`Activation`)
+    have the shape ``code_shape`` of one code (after the batch axis of a
+    :class:`Batch`). Terms of other classes are the user's to check."""
+    lead = 1 if isinstance(energy, Batch) else 0
+    for _, term in _leaves(energy.term if lead else energy):
+        arrays = (term.target, term.mask) if isinstance(term, Inversion) else \
+            (term.weights,) if isinstance(term, Activation) else ()
+        for a in arrays:
+            if tuple(jnp.shape(a)[lead:]) != tuple(code_shape):
+                raise ValueError(f"the energy's arrays must have the shape of one code "
+                                 f"{tuple(code_shape)}, got an array of shape "
+                                 f"{tuple(jnp.shape(a)[lead:])}")
+
+
+def batched(energy: Term, count: int) -> Batch:
+    """``energy`` for ``count`` problems (every leaf broadcast along a new
+    leading axis)."""
     _leaves(energy)  # validates
-    return jax.tree_util.tree_map(
-        lambda a: jnp.broadcast_to(jnp.asarray(a), (count,) + jnp.shape(a)), energy)
+    return Batch(jax.tree_util.tree_map(
+        lambda a: jnp.broadcast_to(jnp.asarray(a), (count,) + jnp.shape(a)), energy))
 
 
-def stack(energies) -> Term:
-    """One energy of a batch from energies of the same structure (the same
-    terms in the same order, arrays of the same shapes).
+def stack(energies) -> Batch:
+    """One batch from energies of the same structure (the same terms in the
+    same order, arrays of the same shapes).
 
     Raises:
       ValueError: structures or shapes differ.
@@ -282,8 +325,8 @@ def stack(energies) -> Term:
             raise ValueError("objectives of one batch must be built alike (the same terms "
                              "in the same order); got different structures")
     try:
-        return jax.tree_util.tree_map(lambda *a: jnp.stack([jnp.asarray(x) for x in a]),
-                                      *energies)
+        return Batch(jax.tree_util.tree_map(
+            lambda *a: jnp.stack([jnp.asarray(x) for x in a]), *energies))
     except ValueError as err:
         raise ValueError(f"objectives of one batch must have arrays of the same shapes: "
                          f"{err}") from None
@@ -314,7 +357,7 @@ def inversion(code, mask=None) -> Inversion:
     """
     code = _code_array(code, "the code")
     m = jnp.ones_like(code) if mask is None else _mask(mask, code.shape)
-    norm2 = jnp.sum((m * code) ** 2)
+    norm2 = objective.reference_norm2(code[None], m[None])[0]
     if float(norm2) == 0:
         raise ValueError("the code is all zeros where the mask selects it; nothing to invert")
     return Inversion(code, m, norm2)
@@ -420,3 +463,17 @@ def priors(config) -> Term:
         parts.append(bounded_range(config.lambda_range, config.alpha))
     parts.append(total_variation(config.lambda_tv, config.beta))
     return functools.reduce(operator.add, parts)
+
+
+def paper_energy(config, reference: Array, mask: Array, norm2: Array) -> tuple[Term, Term]:
+    """Eq. 3 as terms, for a batch of B codes: ``(per_problem, shared)``, the
+    inversion data term of each code (leaves with a leading axis B) and the
+    regularisers of a sized :class:`jinvert.Config` (:func:`priors`), as
+    :func:`jinvert.energy.batch_terms` takes them.
+
+    Args:
+      config: a Config whose ``sigma`` is set (:meth:`jinvert.Config.sized`).
+      reference, mask: ``(B, *code)``; norm2: ``(B,)`` ||M ⊙ Φ0||²
+        (:func:`jinvert.objective.reference_norm2`).
+    """
+    return Inversion(reference, mask, norm2), priors(config)

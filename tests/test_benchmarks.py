@@ -130,7 +130,7 @@ def test_priors_benchmark_scores_its_reconstructions(tmp_path, capsys):
     config = rep.defaults.with_iterations(8)
     for i, code in enumerate(kept["paper"]["reference_codes"]):
         r = jinvert.invert(rep, code, shape=x0.shape[1:], key=jax.random.PRNGKey(i),
-                           config=config, progress=False)
+                           config=config)
         np.testing.assert_allclose(np.asarray(r.images[0]), kept["paper"]["images"][i],
                                    rtol=0, atol=1e-3)
     # The options are other methods: other reconstructions from the same photos.
@@ -185,8 +185,7 @@ def test_decoder_benchmark_scores_its_runs(tmp_path, capsys):
     # (schedule scaled to 8 iterations, Table 1's per-photo keys).
     with np.load(out / "noise-8-seed0.npz") as f:
         noise = f["images"]
-    plain = jinvert.invert(rep, refs, key=keys, shape=x0.shape[1:], config=config,
-                           progress=False)
+    plain = jinvert.invert(rep, refs, key=keys, shape=x0.shape[1:], config=config)
     np.testing.assert_allclose(noise, np.asarray(plain.images)[:, 0], rtol=0, atol=1e-3)
     cold = scored(benchmark.NOISE, noise)
     # From the decoder: invert started at its output plus noise of norm 0.1.
@@ -194,7 +193,7 @@ def test_decoder_benchmark_scores_its_runs(tmp_path, capsys):
     with np.load(warm_file) as f:
         warm = f["images"]
     started = jinvert.invert(rep, refs, key=keys, shape=x0.shape[1:], config=config,
-                             init=decoder, init_noise=0.1, progress=False)
+                             start=jinvert.Start(decoder, noise=0.1))
     np.testing.assert_allclose(warm, np.asarray(started.images)[:, 0], rtol=0, atol=1e-3)
     warmed = scored(benchmark.WARM, warm)
     # The three rows are three methods: after 8 iterations the runs from the

@@ -76,10 +76,13 @@ def test_invert_writes_labelled_montage(toy, photo, tmp_path, capsys, monkeypatc
 
 
 def test_code_error_is_the_norm_ratio():
+    from jinvert.cli.invert import code_error
+
     code = np.array([3.0, 4.0])
-    assert cli._code_error(code, code) == 0
-    assert cli._code_error(np.array([3.0, 4.0 + 5.0]), code) == pytest.approx(1.0)
-    assert cli._code_error(np.array([0.0, 0.0]), code) == pytest.approx(1.0)
+    assert code_error(code, code) == 0
+    assert code_error(np.array([3.0, 4.0 + 5.0]), code) == pytest.approx(1.0)
+    assert code_error(np.array([0.0, 0.0]), code) == pytest.approx(1.0)
+    assert np.isnan(code_error(code, np.zeros(2)))       # an all-zero reference code
 
 
 def test_default_output_name(toy, photo, tmp_path, monkeypatch):
@@ -119,12 +122,12 @@ def test_blank_image_says_nothing_to_invert(toy, tmp_path, capsys):
 
 
 def test_interrupt_during_inversion_writes_nothing(toy, photo, tmp_path, monkeypatch, capsys):
-    import jinvert.optimize
+    import jinvert.inversion
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(jinvert.optimize, "invert", interrupted)
+    monkeypatch.setattr(jinvert.inversion, "invert", interrupted)
     out = tmp_path / "o.png"
     assert cli.main(["invert", str(photo), "--rep", "dsift", "--out", str(out), *FAST]) == 130
     assert "interrupted" in capsys.readouterr().err
@@ -454,10 +457,10 @@ def test_invert_jitter_and_adam_reach_invert(toy, photo, tmp_path, monkeypatch):
     import jax.numpy as jnp
     import optax
 
-    import jinvert.optimize
+    import jinvert.inversion
     from jinvert.transforms import jitter
 
-    calls = _spy(monkeypatch, jinvert.optimize, "invert")
+    calls = _spy(monkeypatch, jinvert.inversion, "invert")
     assert cli.main(["invert", str(photo), "--rep", "dsift", "--jitter", "3", "--optimizer",
                      "adam", "--learning-rate", "0.002", "--out", str(tmp_path / "o.png"),
                      *FAST]) == 0
@@ -486,9 +489,9 @@ def test_invert_jitter_and_adam_reach_invert(toy, photo, tmp_path, monkeypatch):
 
 def test_invert_defaults_are_the_papers(toy, photo, tmp_path, monkeypatch):
     """Without the options: no jitter and the paper's SGD (the config's)."""
-    import jinvert.optimize
+    import jinvert.inversion
 
-    calls = _spy(monkeypatch, jinvert.optimize, "invert")
+    calls = _spy(monkeypatch, jinvert.inversion, "invert")
     assert cli.main(["invert", str(photo), "--rep", "dsift", "--out", str(tmp_path / "o.png"),
                      *FAST]) == 0
     (kwargs,) = calls
@@ -538,7 +541,7 @@ def test_preimage_options_reach_the_engine(command, toy, photo, tmp_path, monkey
 def test_seconds_since_start_counts_from_the_process_start():
     """The time jinvert invert prints as 'since the command started' counts
     start-up too: in a process that slept 1.5 s before asking, at least that."""
-    script = ("import time; time.sleep(1.5); from jinvert.cli import seconds_since_start; "
+    script = ("import time; time.sleep(1.5); from jinvert.cli.invert import seconds_since_start; "
               "print(seconds_since_start())")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120)

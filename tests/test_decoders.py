@@ -1,4 +1,6 @@
-"""The learned decoder (jinvert.decoders) and invert's warm start (init=)."""
+"""The learned decoder (jinvert.decoders: the network and file in
+jinvert.decoder_network, training in jinvert.decoder_training) and invert's
+warm start (start=Start(decoder))."""
 
 import dataclasses
 import os
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 
 import jinvert
-from jinvert import cli, decoders, images
+from jinvert import Start, cli, decoder_network, decoder_training, decoders, images
 
 #: A tiny network and short run: these tests check behaviour, not quality.
 TINY = decoders.TrainSettings(steps=60, batch_size=8, crop=32, learning_rate=5e-3,
@@ -44,14 +46,14 @@ def test_training_lowers_the_loss(trained, photos):
     decoder, losses = trained
     assert len(losses) == TINY.steps and np.all(np.isfinite(losses))
     rep = jinvert.hog(texture=False)
-    pool = decoders.training_pool(rep, photos)
+    pool = decoder_training.training_pool(rep, photos)
     crops = jnp.asarray(pool[:, 40:104, 40:104])                 # 6 fixed 64 x 64 crops
 
     def loss(d):  # the pixel loss, in units of the training pixels' RMS
         return float(jnp.mean((d(rep(crops), crops.shape[1:]) - crops) ** 2)
                      / decoder.pixel_scale ** 2)
 
-    fresh = decoders.new_decoder(rep, "hog", pool, TINY)
+    fresh = decoder_training.new_decoder(rep, "hog", pool, TINY)
     assert loss(decoder) < 0.5 * loss(fresh)
     # Better than the best flat image of each crop (its own mean, which the
     # decoder is not told): the decoder uses the code's structure.
@@ -136,12 +138,12 @@ def test_resumed_training_ends_where_an_uninterrupted_one_does(photos, feature_r
 
 
 def test_training_loss_is_pixels_plus_weighted_features(trained, photos):
-    """decoders.training_loss against its definition, recomputed from the
+    """decoder_training.training_loss against its definition, recomputed from the
     decoder's own output: pixel = mean (x̂ − x)² / pixel_scale², feature =
     mean over crops of ||Φ(x̂) − Φ(x)||² / ||Φ(x)||², total = pixel + w·feature."""
     decoder, _ = trained
     rep = jinvert.hog(texture=False)
-    crops = jnp.asarray(decoders.training_pool(rep, photos)[:3, 40:104, 40:104])
+    crops = jnp.asarray(decoder_training.training_pool(rep, photos)[:3, 40:104, 40:104])
     phi = jax.jit(rep.apply)
     codes = jnp.stack([phi(c) for c in crops])
     out = decoder(codes, crops.shape[1:])
@@ -149,11 +151,11 @@ def test_training_loss_is_pixels_plus_weighted_features(trained, photos):
     feature = np.mean([float(jnp.sum((phi(o) - c) ** 2) / jnp.sum(c ** 2))
                        for o, c in zip(out, codes)])
     assert feature > 0.05                          # large enough for its weight to show
-    total, parts = decoders.training_loss(decoder, crops, 3.0)
+    total, parts = decoder_training.training_loss(decoder, crops, 3.0)
     assert float(parts["pixel"]) == pytest.approx(pixel, rel=1e-5)
     assert float(parts["feature"]) == pytest.approx(feature, rel=1e-4)
     assert float(total) == pytest.approx(pixel + 3.0 * feature, rel=1e-5)
-    total, parts = decoders.training_loss(decoder, crops, 0.0)
+    total, parts = decoder_training.training_loss(decoder, crops, 0.0)
     assert float(total) == pytest.approx(pixel, rel=1e-5) and float(parts["feature"]) == 0.0
 
 
@@ -182,10 +184,9 @@ def test_init_zeros_with_unit_noise_is_the_paper_start():
     rep, x0, code = _problem()
     config = rep.defaults.replace(stages=(4, 3))
     key = jax.random.PRNGKey(2)
-    plain = jinvert.invert(rep, code, shape=x0.shape, key=key, samples=2, config=config,
-                           progress=False)
+    plain = jinvert.invert(rep, code, shape=x0.shape, key=key, samples=2, config=config)
     warm = jinvert.invert(rep, code, shape=x0.shape, key=key, samples=2, config=config,
-                          progress=False, init=np.zeros(x0.shape, np.float32), init_noise=1.0)
+                          start=Start(np.zeros(x0.shape, np.float32), noise=1.0))
     np.testing.assert_array_equal(np.asarray(warm.images), np.asarray(plain.images))
     for k in plain.history:
         np.testing.assert_array_equal(warm.history[k], plain.history[k])
@@ -196,26 +197,26 @@ def test_init_is_where_the_optimisation_starts(trained):
     config = rep.defaults.replace(stages=(2,))
     key = jax.random.PRNGKey(0)
     # From the original itself, without noise, the data term starts at 0.
-    r = jinvert.invert(rep, code, shape=x0.shape, key=key, config=config, progress=False,
-                       init=x0, init_noise=0.0)
+    r = jinvert.invert(rep, code, shape=x0.shape, key=key, config=config,
+                       start=Start(x0, noise=0.0))
     assert r.history["data"][0, 0] < 1e-3
     # A decoder: the start is its output (as if that were passed as an image),
     # and the samples differ by their noise.
     decoder, _ = trained
-    a = jinvert.invert(rep, code, shape=x0.shape, key=key, config=config, progress=False,
-                       init=decoder, samples=2)
-    b = jinvert.invert(rep, code, shape=x0.shape, key=key, config=config, progress=False,
-                       init=np.asarray(decoder(code, x0.shape)), samples=2)
+    a = jinvert.invert(rep, code, shape=x0.shape, key=key, config=config,
+                       start=Start(decoder), samples=2)
+    b = jinvert.invert(rep, code, shape=x0.shape, key=key, config=config,
+                       start=Start(np.asarray(decoder(code, x0.shape))), samples=2)
     np.testing.assert_array_equal(a.history["total"], b.history["total"])
     assert not np.array_equal(np.asarray(a.images[0]), np.asarray(a.images[1]))
     # One start per code of a batch, and one per sample.
     codes = jnp.stack([code, code])
     starts = jnp.stack([x0, jnp.zeros_like(x0)])
-    r = jinvert.invert(rep, codes, shape=x0.shape, key=key, config=config, progress=False,
-                       init=starts, init_noise=0.0)
+    r = jinvert.invert(rep, codes, shape=x0.shape, key=key, config=config,
+                       start=Start(starts, noise=0.0))
     assert r.history["data"][0, 0, 0] < 1e-3 < r.history["data"][1, 0, 0]
-    r = jinvert.invert(rep, codes, shape=x0.shape, key=key, config=config, progress=False,
-                       init=jnp.stack([starts, starts[::-1]], axis=1), init_noise=0.0,
+    r = jinvert.invert(rep, codes, shape=x0.shape, key=key, config=config,
+                       start=Start(jnp.stack([starts, starts[::-1]], axis=1), noise=0.0),
                        samples=2)
     assert r.history["data"][0, 0, 0] < 1e-3 < r.history["data"][0, 1, 0]
 
@@ -223,19 +224,19 @@ def test_init_is_where_the_optimisation_starts(trained):
 def test_bad_init_is_refused(trained):
     rep, x0, code = _problem()
     config = rep.defaults.replace(stages=(1,))
-    kw = dict(shape=x0.shape, key=jax.random.PRNGKey(0), config=config, progress=False)
+    kw = dict(shape=x0.shape, key=jax.random.PRNGKey(0), config=config)
     with pytest.raises(ValueError, match="init must be images"):
-        jinvert.invert(rep, code, init=np.zeros((8, 8, 1)), **kw)
+        jinvert.invert(rep, code, start=Start(np.zeros((8, 8, 1))), **kw)
     with pytest.raises(ValueError, match="NaN"):
-        jinvert.invert(rep, code, init=np.full(x0.shape, np.nan), **kw)
+        jinvert.invert(rep, code, start=Start(np.full(x0.shape, np.nan)), **kw)
     with pytest.raises(ValueError, match="pixels"):
-        jinvert.invert(rep, code, init=x0, parameterization=jinvert.fourier(), **kw)
-    with pytest.raises(ValueError, match="init_noise"):
-        jinvert.invert(rep, code, init=x0, init_noise=-1.0, **kw)
+        jinvert.invert(rep, code, start=Start(x0), parameterization=jinvert.fourier(), **kw)
+    with pytest.raises(ValueError, match="noise must be a finite number"):
+        jinvert.invert(rep, code, start=Start(x0, noise=-1.0), **kw)
     decoder, _ = trained
     hogb = jinvert.hog(bilinear=True, texture=False)
     with pytest.raises(ValueError, match="trained for 'hog'"):
-        jinvert.invert(hogb, hogb(x0), init=decoder, **kw)
+        jinvert.invert(hogb, hogb(x0), start=Start(decoder), **kw)
 
 
 def test_cli_trains_a_decoder_and_starts_from_it(tmp_path, capsys, monkeypatch):
@@ -282,12 +283,20 @@ def test_cli_trains_a_decoder_and_starts_from_it(tmp_path, capsys, monkeypatch):
         assert message in capsys.readouterr().err
 
 
+def test_documented_names_are_reached_through_jinvert_decoders():
+    """README's names stay in jinvert.decoders: the objects of the modules
+    that define them."""
+    assert decoders.Decoder is decoder_network.Decoder and decoders.load is decoder_network.load
+    assert decoders.train is decoder_training.train
+    assert decoders.TrainSettings is decoder_training.TrainSettings
+
+
 def test_upsampling_stages_are_the_strides_prime_factors():
-    assert decoders.upsampling_factors(8) == (2, 2, 2)
-    assert decoders.upsampling_factors(15) == (3, 5)
-    assert decoders.upsampling_factors(1) == ()
+    assert decoder_network.upsampling_factors(8) == (2, 2, 2)
+    assert decoder_network.upsampling_factors(15) == (3, 5)
+    assert decoder_network.upsampling_factors(1) == ()
     with pytest.raises(ValueError, match="stride"):
-        decoders.upsampling_factors(0)
+        decoder_network.upsampling_factors(0)
 
 
 def test_dsift_decoder_trains_and_upsamples_by_its_step(photos):
@@ -302,10 +311,10 @@ def test_dsift_decoder_trains_and_upsamples_by_its_step(photos):
     assert decoder(code).shape == (60, 75, 1)
     assert decoder(code, x.shape).shape == x.shape
     # The default crop is DSIFT's own: 9 descriptors, a frame past the last step.
-    assert decoders.CROPS["dsift"] == 15 * 8 + 16
+    assert decoder_training.CROPS["dsift"] == 15 * 8 + 16
     with pytest.raises(ValueError, match="trained for 'dsift'"):
         jinvert.invert(jinvert.hog(), jinvert.hog()(x), key=jax.random.PRNGKey(0),
-                       shape=x.shape, init=decoder)
+                       shape=x.shape, start=Start(decoder))
 
 
 def test_bundled_hog_decoder_decodes_a_photo_it_never_saw():

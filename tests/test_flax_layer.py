@@ -45,8 +45,7 @@ def test_invert_a_flax_layer():
     x0 = rep.preprocess(photo)
     code = rep(x0)
     r = jinvert.invert(rep, code, key=jax.random.PRNGKey(0), samples=2,
-                       config=rep.defaults.replace(lambda_tv=0.5).with_iterations(80),
-                       progress=False)
+                       config=rep.defaults.replace(lambda_tv=0.5).with_iterations(80))
     assert r.images.shape == (2, 16, 16, 3)
     data = r.history["data"]
     assert np.all(np.isfinite(data)) and np.all(data[:, -1] < 0.5 * data[:, 0])

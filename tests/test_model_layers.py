@@ -65,8 +65,7 @@ def _check_inverts(rep, x0):
     NNX layer, 0.56 -> 0.19 for equinox's, 1.07 -> 0.15 for the function."""
     code = rep(x0)
     r = jinvert.invert(rep, code, key=jax.random.PRNGKey(0),
-                       config=rep.defaults.replace(lambda_tv=0.5, stages=(30,)),
-                       progress=False)
+                       config=rep.defaults.replace(lambda_tv=0.5, stages=(30,)))
     assert r.images.shape == (1,) + x0.shape
     start = float(np.sqrt(r.history["data"][0, 0]))
     end = jinvert.relative_error(r.codes[0], code)
@@ -298,8 +297,7 @@ def test_invert_a_function():
                                           deprocess=first_three)
     x0 = rep.preprocess(_photo())
     r = jinvert.invert(rep, rep(x0), key=jax.random.PRNGKey(0), shape=x0.shape,
-                       config=rep.defaults.replace(lambda_tv=0.5, stages=(30,)),
-                       progress=False)
+                       config=rep.defaults.replace(lambda_tv=0.5, stages=(30,)))
     start = float(np.sqrt(r.history["data"][0, 0]))
     end = jinvert.relative_error(r.codes[0], rep(x0))
     assert r.images.shape == (1,) + SIZE + (4,)

@@ -10,8 +10,8 @@ from jax import enable_x64
 from _toy import toy_image, toy_rep
 from jinvert import Config, invert
 from jinvert.masks import central_mask, group_mask
-from jinvert.objective import (alpha_norm, data_term, objective,
-                               total_variation)
+from jinvert.energy import image_energy as objective
+from jinvert.objective import alpha_norm, data_term, total_variation
 
 
 def test_total_variation_hand_case():

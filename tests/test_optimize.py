@@ -10,7 +10,7 @@ import pytest
 from _toy import toy_image, toy_rep
 from jinvert.config import Config
 from jinvert.masks import central_mask
-from jinvert.optimize import invert
+from jinvert import Loop, invert
 from jinvert.parameterizations import initial_noise
 
 REP = toy_rep()
@@ -119,17 +119,25 @@ def test_mask_only_counts_selected_code():
     assert np.abs(np.asarray(a.images - c.images)).max() > 1.0
 
 
-def test_compiled_program_is_reused():
+def counting_rep(seed: int = 0):
+    """``(rep, traces)``: the toy representation whose Φ appends to
+    ``traces`` each time it is traced (a compilation traces it; a reused
+    program does not)."""
+    from dataclasses import replace
+
     traces = []
-    base = toy_rep(seed=5)
+    base = toy_rep(seed=seed)
 
     def apply(x):
         traces.append(1)  # runs only while tracing
         return base.apply(x)
 
-    from dataclasses import replace
-    rep = replace(base, apply=apply)
-    code = np.asarray(base.apply(jnp.asarray(X0)))
+    return replace(base, apply=apply), traces
+
+
+def test_compiled_program_is_reused():
+    rep, traces = counting_rep(seed=5)
+    code = np.asarray(toy_rep(seed=5).apply(jnp.asarray(X0)))
     invert(rep, code, key=jax.random.PRNGKey(0), **FAST)
     n = len(traces)
     assert n > 0
@@ -149,7 +157,7 @@ def test_compiled_program_is_reused():
 def test_large_closed_over_arrays_become_arguments():
     # Φ closing over a 12 MB array: compiled programs take it as an argument
     # (not a folded constant); the small one stays a constant.
-    from jinvert.optimize import HOISTED_BYTES, _with_weights
+    from jinvert.programs import HOISTED_BYTES, hoist_weights
 
     big = jnp.linspace(0.0, 1.0, 3_000_000, dtype=jnp.float32)
     assert big.nbytes > HOISTED_BYTES
@@ -158,7 +166,7 @@ def test_large_closed_over_arrays_become_arguments():
     def apply(x):
         return x * big[:x.size].reshape(x.shape) + small[1]
 
-    apply_with, weights = _with_weights(apply, (8, 8, 1))
+    apply_with, weights = hoist_weights(apply, (8, 8, 1))
     assert len(weights) == 1 and weights[0].shape == big.shape
     x = jnp.asarray(toy_image((8, 8, 1)))
     np.testing.assert_array_equal(jax.jit(apply_with)(weights, x), apply(x))
@@ -169,7 +177,7 @@ def test_large_closed_over_arrays_become_arguments():
 def test_callback_reports_progress():
     calls = []
     r = invert(REP, CODE, key=jax.random.PRNGKey(0), samples=2, shape=(16, 16),
-               progress=lambda i, n, t: calls.append((i, n, t)),
+               loop=Loop(progress=lambda i, n, t: calls.append((i, n, t))),
                config=CONFIG.replace(stages=(150, 100)))
     # About every 1 % of the iterations (here 2), and the last.
     assert [c[0] for c in calls] == list(range(2, 251, 2))
@@ -189,17 +197,16 @@ def test_first_stage_only_is_the_start_of_the_full_run():
     """``first_stage_only(n)``: the first n iterations of the full schedule,
     by the same compiled step (the warm-up of ``reproduce`` and the timing
     of the benchmarks rely on both)."""
-    from jinvert.optimize import _PROGRAMS
-
+    rep, traces = counting_rep()
     config = CONFIG.replace(stages=(6, 4))
     assert config.first_stage_only(3).stages == (3, 0)
-    full = invert(REP, CODE, key=jax.random.PRNGKey(0), shape=(16, 16), config=config,
-                  progress=False, iterations_per_call=1)
-    step = _PROGRAMS[REP][((16, 16, 1), 1)].step
-    before = step._cache_size()
-    short = invert(REP, CODE, key=jax.random.PRNGKey(0), shape=(16, 16),
-                   config=config.first_stage_only(3), progress=False, iterations_per_call=1)
-    assert step._cache_size() == before
+    one_per_call = Loop(progress=False, iterations_per_call=1)
+    full = invert(rep, CODE, key=jax.random.PRNGKey(0), shape=(16, 16), config=config,
+                  loop=one_per_call)
+    before = len(traces)
+    short = invert(rep, CODE, key=jax.random.PRNGKey(0), shape=(16, 16),
+                   config=config.first_stage_only(3), loop=one_per_call)
+    assert len(traces) == before  # nothing traced again: the same programs
     np.testing.assert_array_equal(short.history["total"], full.history["total"][:, :3])
     with pytest.raises(ValueError, match="positive"):
         config.first_stage_only(0)
@@ -314,12 +321,12 @@ def test_per_code_keys_match_single_runs():
 
 
 def test_progress_bar_and_lines(capsys):
-    invert(REP, CODE, key=jax.random.PRNGKey(0), progress=True, **FAST)
+    invert(REP, CODE, key=jax.random.PRNGKey(0), loop=Loop(progress=True), **FAST)
     err = capsys.readouterr().err
     # No terminal here: plain lines about every 10 %, after compiling.
     lines = [l for l in err.splitlines() if l.startswith("jinvert:")]
     assert "compiling" in lines[0] and "60/60" in lines[-1] and 8 <= len(lines) <= 12
-    invert(REP, CODE, key=jax.random.PRNGKey(0), progress=False, **FAST)
+    invert(REP, CODE, key=jax.random.PRNGKey(0), loop=Loop(progress=False), **FAST)
     invert(REP, CODE, key=jax.random.PRNGKey(0), **FAST)  # not watched: silent
     assert capsys.readouterr().err == ""
 
@@ -337,10 +344,10 @@ def test_chunks_of_iterations_change_nothing(per_call):
     """K iterations per compiled call give the results of one per call,
     whether K divides the stages (30, 30) or not (the momentum restart at
     iteration 30 then falls inside a chunk), equals the run or exceeds it."""
-    one = invert(REP, CODE, key=jax.random.PRNGKey(3), samples=2, iterations_per_call=1,
-                 progress=False, **FAST)
+    one = invert(REP, CODE, key=jax.random.PRNGKey(3), samples=2,
+                 loop=Loop(progress=False, iterations_per_call=1), **FAST)
     many = invert(REP, CODE, key=jax.random.PRNGKey(3), samples=2,
-                  iterations_per_call=per_call, progress=False, **FAST)
+                  loop=Loop(progress=False, iterations_per_call=per_call), **FAST)
     _equal_up_to_rounding(many.images, one.images)
     for name in one.history:
         assert many.history[name].shape == (2, 60)
@@ -351,26 +358,26 @@ def test_chunked_reports_and_no_recompilation():
     """Chunks stop at every report, so a callback sees what it sees with one
     iteration per call; another number of iterations reuses the chunk's
     program (the count is an argument)."""
-    from jinvert.optimize import _PROGRAMS
-
+    rep, traces = counting_rep()
     seen = {}
     for per_call in (1, 100):
         calls = []
-        invert(REP, CODE, key=jax.random.PRNGKey(0), shape=(16, 16), iterations_per_call=per_call,
-               progress=lambda i, n, t: calls.append((i, t["total"])),
+        invert(rep, CODE, key=jax.random.PRNGKey(0), shape=(16, 16),
+               loop=Loop(progress=lambda i, n, t: calls.append((i, t["total"])),
+                         iterations_per_call=per_call),
                config=CONFIG.replace(stages=(150, 100)))
         seen[per_call] = calls
     assert [c[0] for c in seen[100]] == list(range(2, 251, 2))
     np.testing.assert_allclose([c[1] for c in seen[100]], [c[1] for c in seen[1]], rtol=1e-4)
-    chunk = _PROGRAMS[REP][((16, 16, 1), 1)].chunk
-    before = chunk._cache_size()
+    before = len(traces)
     for stages in ((13, 20), (40, 9)):  # as many stages: the same optimiser update
-        invert(REP, CODE, key=jax.random.PRNGKey(0), shape=(16, 16), iterations_per_call=100,
-               progress=False, config=CONFIG.replace(stages=stages))
-    assert chunk._cache_size() == before
+        invert(rep, CODE, key=jax.random.PRNGKey(0), shape=(16, 16),
+               loop=Loop(progress=False, iterations_per_call=100),
+               config=CONFIG.replace(stages=stages))
+    assert len(traces) == before  # the chunk's program reused
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "8"])
 def test_bad_iterations_per_call(bad):
     with pytest.raises((ValueError, TypeError), match="iterations_per_call|invalid literal"):
-        invert(REP, CODE, key=jax.random.PRNGKey(0), iterations_per_call=bad, **FAST)
+        invert(REP, CODE, key=jax.random.PRNGKey(0), loop=Loop(iterations_per_call=bad), **FAST)

@@ -151,16 +151,20 @@ def test_decoder_and_its_training_loss_at_highest_precision():
     """A decoder's network (convolutions and bilinear upsampling) and the
     gradient of its training loss run in full float32 on every backend: a
     HOG decoder trained at a GPU's TF32 lost its quality on the CPU."""
-    from jinvert import decoders
+    import dataclasses
 
-    module = decoders.ConvDecoder(channels=1, stride=8, width=8, blocks=1)
-    codes = jnp.ones((2, 4, 4, 27))
-    params = module.init(jax.random.PRNGKey(0), codes)["params"]
-    assert_full_precision(lambda c: decoders._decode(module, params, c, 1.0, (32, 32)), codes)
+    from jinvert.decoder_network import ConvDecoder, Decoder
+    from jinvert.decoder_training import training_loss
+
+    arch = dict(channels=1, stride=8, width=8, blocks=1)
+    codes = jnp.ones((2, 4, 4, 27))                             # the registry's hog: 27 channels
+    params = ConvDecoder(**arch).init(jax.random.PRNGKey(0), codes)["params"]
+    decoder = Decoder(rep="hog", architecture={**arch, "code_channels": 27}, code_scale=1.0,
+                      pixel_scale=1.0, params=params)
+    assert_full_precision(lambda c: decoder(c, (32, 32)), codes)
     crops = jnp.ones((2, 32, 32, 1))
-    rep = jinvert.hog(texture=False)                            # 27 channels, as above
-    assert_full_precision(jax.grad(lambda p: decoders._losses(
-        module, p, rep, crops, 1.0, 1.0, 4.0)[0]), params)
+    assert_full_precision(jax.grad(lambda p: training_loss(
+        dataclasses.replace(decoder, params=p), crops, 4.0)[0]), params)
 
 
 def test_rounded_product_is_a_float32_multiply_jitted_or_not():

@@ -13,7 +13,8 @@ import jinvert
 from _toy import toy_image, toy_rep
 from jinvert import images as im
 from jinvert import terms
-from jinvert.objective import alpha_norm, objective
+from jinvert.energy import image_energy as objective
+from jinvert.objective import alpha_norm
 from jinvert.preimages import maximize_config
 
 
@@ -87,7 +88,7 @@ def test_activation_maximisation_beats_natural_photos():
     assert z == pytest.approx(float(natural.max()), rel=1e-5)
     config = maximize_config(rep, data_weight=100.0).with_iterations(200)
     r = jinvert.maximize(rep, terms.activation(w, z), key=jax.random.PRNGKey(0), shape=(32, 32),
-                         samples=2, config=config, init_noise=0.3, progress=False)
+                         samples=2, config=config, start=jinvert.Start(noise=0.3))
     reached = np.asarray(jnp.sum(r.codes * w, axis=(1, 2, 3)))
     # Measured: 43.7 and 46.8 against at most 4.9 on the five photos.
     assert reached.min() > 3 * natural.max()
@@ -104,8 +105,8 @@ def test_batch_of_objectives_are_optimised_apart():
     config = maximize_config(rep, data_weight=100.0).with_iterations(120)
     # One batch: raise channel 1, and lower it (weights −W).
     r = jinvert.maximize(rep, [terms.activation(w), terms.activation(-w)],
-                         key=jax.random.PRNGKey(1), shape=(32, 32), config=config, init_noise=0.3,
-                         progress=False)
+                         key=jax.random.PRNGKey(1), shape=(32, 32), config=config,
+                         start=jinvert.Start(noise=0.3))
     assert r.images.shape == (2, 1, 32, 32, 1)
     raised, lowered = (float(jnp.sum(r.codes[b, 0] * w)) for b in range(2))
     assert raised > 10 and lowered < 0.5 * raised  # measured: 19.3 and 5.4
@@ -116,7 +117,7 @@ def test_caricature_exaggerates_the_photo_code():
     x0 = rep.preprocess(_natural_photos()[1])  # camera, 32×32 grey
     code0 = rep(x0)
     config = maximize_config(rep, data_weight=10.0).replace(jitter=0).with_iterations(60)
-    r = jinvert.caricature(rep, x0, key=jax.random.PRNGKey(0), config=config, progress=False)
+    r = jinvert.caricature(rep, x0, key=jax.random.PRNGKey(0), config=config)
     # It starts at the photo: the data term is −1 there.
     assert float(r.history["data"][0, 0]) == pytest.approx(-1.0, rel=1e-5)
     projection = float(jnp.sum(r.codes[0] * code0))
@@ -143,10 +144,10 @@ def test_ijcv_recipe_numbers():
 
 
 def test_staged_adam_drops_tenfold_per_stage_even_empty_ones():
-    opt = jinvert.config.staged_adam(1e-3, (2, 0, 3), 0.9)
+    opt = jinvert.optimizers.staged_adam(1e-3, (2, 0, 3), 0.9)
     # The schedule lives in the state: one update function (one compiled
     # step) for every learning rate and schedule.
-    assert opt.update is jinvert.config.staged_adam(5e-4, (7,), 0.9).update
+    assert opt.update is jinvert.optimizers.staged_adam(5e-4, (7,), 0.9).update
     params = jnp.zeros(3)
     state = opt.init(params)
     steps = []
@@ -156,7 +157,7 @@ def test_staged_adam_drops_tenfold_per_stage_even_empty_ones():
     np.testing.assert_allclose(steps, [-1e-3, -1e-3, -1e-5, -1e-5], rtol=1e-3)
     # The arithmetic of optax.adam on a piecewise-constant schedule, to the bit.
     ref = optax.adam(optax.piecewise_constant_schedule(1e-3, {2: 0.1, 5: 0.1}), b1=0.9)
-    new = jinvert.config.staged_adam(1e-3, (2, 3, 4), 0.9)
+    new = jinvert.optimizers.staged_adam(1e-3, (2, 3, 4), 0.9)
     s1, s2 = ref.init(params), new.init(params)
     for i in range(9):
         g = jnp.sin(jnp.arange(3.0) + i)
@@ -169,8 +170,7 @@ def test_inversion_with_the_ijcv_recipe_runs_through_invert():
     rep = toy_rep()
     code = rep.apply(jnp.asarray(toy_image((16, 16, 1))))
     config = jinvert.recipe(rep, "ijcv").with_iterations(80)
-    r = jinvert.invert(rep, code, shape=(16, 16), key=jax.random.PRNGKey(0), config=config,
-                       progress=False)
+    r = jinvert.invert(rep, code, shape=(16, 16), key=jax.random.PRNGKey(0), config=config)
     assert set(r.history) == {"data", "range", "tv", "total"}
     assert float(r.history["data"][0, -1]) < 0.5 * float(r.history["data"][0, 0])
 
@@ -206,13 +206,16 @@ def test_maximize_rejects_bad_objectives():
         jinvert.maximize(rep, np.ones((15, 15, 6)), key=key, shape=(32, 32))
     with pytest.raises(ValueError, match="init must be images"):
         jinvert.maximize(rep, terms.activation(np.ones((15, 15, 6))), key=key, shape=(32, 32),
-                         init=np.zeros((8, 8, 1)))
-    with pytest.raises(ValueError, match="init_noise"):
+                         start=jinvert.Start(init=np.zeros((8, 8, 1))))
+    with pytest.raises(ValueError, match="noise must be a finite number"):
         jinvert.maximize(rep, terms.activation(np.ones((15, 15, 6))), key=key, shape=(32, 32),
-                         init_noise=-1.0)
+                         start=jinvert.Start(noise=-1.0))
+    with pytest.raises(ValueError, match="jinvert.Start"):
+        jinvert.maximize(rep, terms.activation(np.ones((15, 15, 6))), key=key, shape=(32, 32),
+                         start=np.zeros((32, 32, 1)))
     with pytest.raises(ValueError, match="iterations_per_call"):
         jinvert.maximize(rep, terms.activation(np.ones((15, 15, 6))), key=key, shape=(32, 32),
-                         iterations_per_call=0)
+                         loop=jinvert.Loop(iterations_per_call=0))
     with pytest.raises(ValueError, match="optimizer"):
         jinvert.maximize(rep, terms.activation(np.ones((15, 15, 6))), key=key, shape=(32, 32),
                          optimizer="adam")
@@ -260,7 +263,7 @@ def test_caricature_default_is_the_documented_c_10():
     rep = _short(toy_rep())
     x0 = rep.preprocess(_natural_photos((16, 16))[1])          # camera, 16×16 grey
     key = jax.random.PRNGKey(0)
-    default = jinvert.caricature(rep, x0, key=key, progress=False)
+    default = jinvert.caricature(rep, x0, key=key)
     _assert_settings(default.config, _documented(rep, 10.0, (16, 16, 1)))
     # One stage of the representation's length, jitter 1 (a representation
     # of any size, as HOG and DSIFT).
@@ -268,7 +271,7 @@ def test_caricature_default_is_the_documented_c_10():
 
     def explicit(c):
         config = jinvert.recipe(rep, "ijcv", data_weight=c).replace(learning_rate=1e-4)
-        return jinvert.caricature(rep, x0, key=key, config=config, progress=False)
+        return jinvert.caricature(rep, x0, key=key, config=config)
 
     np.testing.assert_array_equal(np.asarray(default.images), np.asarray(explicit(10.0).images))
     at_c1 = explicit(1.0)
@@ -285,12 +288,11 @@ def test_maximize_defaults_are_the_documented_ones():
     rep = _short(toy_rep())
     objective = terms.activation(terms.channel((7, 7, 6), 1))
     key = jax.random.PRNGKey(0)
-    default = jinvert.maximize(rep, objective, key=key, shape=(16, 16), progress=False)
+    default = jinvert.maximize(rep, objective, key=key, shape=(16, 16))
     _assert_settings(default.config, _documented(rep, 1.0, (16, 16, 1)))
     assert (default.config.stages, default.config.jitter) == ((12,), 1)
     config = jinvert.recipe(rep, "ijcv", data_weight=1.0).replace(learning_rate=1e-4)
-    explicit = jinvert.maximize(rep, objective, key=key, shape=(16, 16), config=config,
-                                progress=False)
+    explicit = jinvert.maximize(rep, objective, key=key, shape=(16, 16), config=config)
     np.testing.assert_array_equal(np.asarray(default.images), np.asarray(explicit.images))
 
 

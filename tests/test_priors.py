@@ -12,7 +12,7 @@ import pytest
 from _toy import toy_image, toy_rep
 from jinvert.config import Config
 from jinvert.metrics import ssim
-from jinvert.optimize import invert
+from jinvert import invert
 from jinvert.parameterizations import (COLOUR_DECORRELATION, deep_image_prior, fourier,
                                        init_batch, pixels)
 from jinvert.transforms import compose, jitter

@@ -29,6 +29,9 @@ SUBSTITUTIONS = (
     ("config = rep.defaults.with_iterations(200)", "config = rep.defaults.with_iterations(80)"),
     # the warm start from the bundled decoder: 80 iterations -> 8
     ("config=rep.defaults.with_iterations(80))", "config=rep.defaults.with_iterations(8))"),
+    # your own term (a texture): 200 iterations -> 40
+    ("settings = rep.defaults.with_iterations(200)",
+     "settings = rep.defaults.with_iterations(40)"),
     # your own flax layer: 200 iterations -> 20
     ("replace(lambda_tv=0.5).with_iterations(200)", "replace(lambda_tv=0.5).with_iterations(20)"),
 )
@@ -67,11 +70,12 @@ def run_script(script: str, cwd) -> subprocess.CompletedProcess:
 def test_readme_blocks_are_found():
     with open(README) as f:
         blocks = readme_blocks(f.read())
-    # the first example, the decoder, your own flax layer
-    assert len(blocks) == 3, [b.splitlines()[0] for b in blocks]
+    # the first example, your own term, the decoder, your own flax layer
+    assert len(blocks) == 4, [b.splitlines()[0] for b in blocks]
     assert "images.load_image()" in blocks[0]
-    assert "decoders.bundled" in blocks[1]
-    assert "flax_layer" in blocks[2]
+    assert "jinvert.minimize" in blocks[1]
+    assert "decoders.bundled" in blocks[2]
+    assert "flax_layer" in blocks[3]
 
 
 def test_readme_examples_run_in_order(tmp_path):
@@ -94,6 +98,16 @@ def test_readme_examples_run_in_order(tmp_path):
              if (m := re.fullmatch(r"relative code error: " + _NUMBER, line))]
     assert len(first) == 1, lines
     assert 0.2 < first[0] < 0.8, first
+
+    # Your own term: the texture's style term falls (measured 4.37 -> 0.34
+    # in 40 iterations), and the picture is written.
+    style = [m for line in lines
+             if (m := re.fullmatch(r"style term, start: " + _NUMBER + r"; after (\d+) "
+                                   r"iterations: " + _NUMBER, line))]
+    assert len(style) == 1, lines
+    assert int(style[0].group(2)) == 40
+    assert float(style[0].group(3)) < 0.2 * float(style[0].group(1)), style[0].group(0)
+    assert (tmp_path / "hog-texture.png").exists()
 
     # The decoder: one pass alone, then 8 iterations from it.
     decoder = [m for line in lines

@@ -31,7 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jinvert import images as im
-from jinvert import invert
+from jinvert import Loop, invert
 from jinvert.config import PAPER_VALUES, Config
 
 #: scikit-image's bundled photos used when no --images folder is given
@@ -196,7 +196,8 @@ def invert_batch(rep, codes: np.ndarray, keys, *, config: Config, samples: int =
     # was run in. invert keeps the sharding of its inputs.
     result = invert(rep, jax.device_put(codes, batch), key=jax.device_put(keys, batch),
                     mask=jax.device_put(np.ascontiguousarray(masks), batch),
-                    shape=tuple(shape), samples=samples, config=config, progress=False)
+                    shape=tuple(shape), samples=samples, config=config,
+                    loop=Loop(progress=False))
     images, out_codes, energy = (np.array(a)[:b] for a in (result.images, result.codes,
                                                             result.history["total"]))
     return images, out_codes, energy[..., -1]

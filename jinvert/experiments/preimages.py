@@ -24,6 +24,7 @@ import numpy as np
 
 from jinvert import images as im
 from jinvert import terms
+from jinvert.engine import Loop
 
 #: Names of the ImageNet classes used in the figures (ILSVRC-2012 order).
 CLASS_NAMES = {1: "goldfish", 9: "ostrich", 130: "flamingo", 145: "king penguin",
@@ -116,7 +117,8 @@ def maxima(rep, labels, weights, *, key, config, samples=1, progress=None, say=N
     say(f"computing Z of {len(weights)} objective(s): the largest value on five natural photos")
     scales = [activation_scale(rep, w, size=shape[:2]) for w in weights]
     result = maximize(rep, [terms.activation(w, z) for w, z in zip(weights, scales)],
-                      key=key, shape=shape, samples=samples, config=config, progress=progress)
+                      key=key, shape=shape, samples=samples, config=config,
+                      loop=Loop(progress=progress))
     xs, codes = np.asarray(result.images), np.asarray(result.codes)
     classify = rep.name.startswith("efficientnet")
     if classify:
@@ -151,7 +153,8 @@ def caricatures(rep, x0, *, key, config, samples=1, progress=None):
     the projection ⟨Φ(x), Φ0⟩/||Φ0||² of each (1 at the photo)."""
     from jinvert.preimages import caricature
 
-    result = caricature(rep, x0, key=key, samples=samples, config=config, progress=progress)
+    result = caricature(rep, x0, key=key, samples=samples, config=config,
+                        loop=Loop(progress=progress))
     code0 = np.asarray(rep(x0))
     norm2 = float(np.sum(code0 * code0))
     projections = [float(np.sum(np.asarray(c) * code0)) / norm2 for c in result.codes]
