@@ -2,8 +2,9 @@
 the same codes (HOG, HOGb, DSIFT, AlexNet, EfficientNet-Lite0), the same
 energy and gradient, the same paper_sgd trajectory (skipped without torch);
 it is written independently of jinvert (it imports nothing from it, checked
-on its source); and its timer reads a loop's cost per iteration off runs of
-n and 2n."""
+on its source); its timer reads a loop's cost per iteration off runs of
+n and 2n; and a run's state file resumes only what it should. (The
+roofline and the CPU run of gpu.py: tests/test_roofline.py.)"""
 
 import ast
 import importlib.util
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+import gpu_state  # noqa: E402
 import timing  # noqa: E402
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -26,9 +28,7 @@ if HAVE_TORCH:
 needs_torch = pytest.mark.skipif(not HAVE_TORCH,
                                  reason="the benchmark's PyTorch side needs torch")
 
-from jinvert import images  # noqa: E402
-from jinvert.objective import objective  # noqa: E402
-from jinvert.optimize import invert  # noqa: E402
+from jinvert import Loop, image_energy, images, invert  # noqa: E402
 from jinvert.parameterizations import pixels, init_batch  # noqa: E402
 from jinvert.representations import alexnet as A  # noqa: E402
 from jinvert.representations import efficientnet as E  # noqa: E402
@@ -172,7 +172,8 @@ def test_energy_and_gradient_match_jinvert(make_rep):
     (grad,) = torch.autograd.grad(terms["total"].sum(), loop.u)
     x = jnp.asarray(loop.u.detach()[0].permute(1, 2, 0).numpy()) * config.sigma
     (_, expected), jgrad = jax.jit(jax.value_and_grad(
-        lambda x: (objective(rep, x, code)["total"], objective(rep, x, code)), has_aux=True))(x)
+        lambda x: (image_energy(rep, x, code)["total"], image_energy(rep, x, code)),
+        has_aux=True))(x)
     for name in ("data", "alpha", "tv", "total"):
         np.testing.assert_allclose(float(terms[name][0].detach()), float(expected[name]),
                                    rtol=1e-4)
@@ -190,7 +191,7 @@ def test_paper_sgd_trajectory_matches_invert():
     config = rep.defaults.replace(stages=(4, 4))
     loop, x0 = _torch_loop(rep, shape, config, 2, key)
     expected = invert(rep, rep(x0), key=key, shape=shape, samples=2, config=config,
-                      progress=False).images
+                      loop=Loop(progress=False)).images
     got = loop.run().permute(0, 2, 3, 1).numpy()
     assert _max_relative(got, expected) < 1e-4  # measured 3e-7; without the
     # momentum restart 0.2, without the learning-rate drop 1.1.
@@ -215,3 +216,23 @@ def test_per_iteration_separates_fixed_cost_and_compilation():
     assert calls == [20, 40, 20, 20, 40, 40]
     with pytest.raises(ValueError):
         timing.per_iteration(run, 0)
+
+
+def test_state_resumes_only_rows_of_the_same_settings(tmp_path):
+    path = str(tmp_path / "state.jsonl")
+    settings = {"device": "cpu", "iterations": 3}
+    state = gpu_state.State(path, settings)
+    state.put({"jinvert_ms": 1.0}, kind="row", rep="hog", samples=1, per_call=None)
+    state.put({"jinvert_ms": 2.0}, kind="row", rep="hog", samples=1, per_call=None)  # later wins
+    state.put({"line": "hog 1e-7"}, kind="parity")
+    gpu_state.State(path, {"device": "cpu", "iterations": 50}).put(
+        {"jinvert_ms": 9.0}, kind="row", rep="hog", samples=8, per_call=None)
+    with open(path, "a") as f:
+        f.write('{"settings": {"device": "cpu", "iter')  # a line cut off by a kill
+    again = gpu_state.State(path, settings)
+    assert again.get(kind="row", rep="hog", samples=1, per_call=None) == {"jinvert_ms": 2.0}
+    assert again.get(rep="hog", samples=1, per_call=None, kind="row") == {"jinvert_ms": 2.0}
+    assert again.get(kind="row", rep="hog", samples=1, per_call=10) is None
+    assert again.get(kind="row", rep="hog", samples=8, per_call=None) is None  # other settings
+    assert again.get(kind="parity") == {"line": "hog 1e-7"}
+    assert len(again) == 2 and again.ignored == 2
