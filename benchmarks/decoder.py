@@ -59,6 +59,17 @@ def errors(codes, refs) -> tuple[np.ndarray, np.ndarray]:
             100 * jinvert.reconstruction_error(codes, refs, squared=True))
 
 
+def picture_errors(rep, images, xs) -> tuple[np.ndarray, np.ndarray]:
+    """Beyond the paper, image space (``jinvert.metrics.image_errors``): the
+    pictures of ``images`` (input space, deprocessed and clipped to [0, 1])
+    against the photos ``xs``, the pixel error in % and SSIM, per photo."""
+    def shown(batch):
+        return [np.clip(np.asarray(rep.deprocess(x), np.float64), 0.0, 1.0) for x in batch]
+
+    scores = jinvert.metrics.image_errors(shown(images), shown(xs))
+    return 100 * scores["pixel"], scores["ssim"]
+
+
 def invert_all(rep, refs, keys, shape, iterations, init=None, single_stage=False,
                init_noise=0.1, skip_stages=0):
     """Images and codes of one run over all photos (one batch): the paper's
@@ -131,7 +142,8 @@ def main(argv=None) -> int:
     decoded = np.asarray(decoder(refs, shape))
     decoded_codes = common.compute_codes(rep, decoded)
     seconds = time.perf_counter() - t0
-    rows.append(("decoder alone (one pass)", 0, *errors(decoded_codes, refs), seconds))
+    rows.append(("decoder alone (one pass)", 0, *errors(decoded_codes, refs), seconds,
+                 *picture_errors(rep, decoded, xs)))
     pictures["decoder"] = decoded
     os.makedirs(args.out, exist_ok=True)
     with open(args.decoder, "rb") as f:
@@ -162,7 +174,8 @@ def main(argv=None) -> int:
                 np.savez(cache, images=images, codes=codes, seconds=seconds,
                          names=np.asarray([p.name for p in photos]))
             label = NOISE if start == "noise" else WARM
-            rows.append((label, n, *errors(codes, refs), seconds))
+            rows.append((label, n, *errors(codes, refs), seconds,
+                         *picture_errors(rep, images, xs)))
             pictures[f"{start}/{n}"] = images
             print(f"{label}, {n} iterations: {common.mean_std(rows[-1][2])} % "
                   f"({seconds:.0f} s)", flush=True)
@@ -181,16 +194,23 @@ def main(argv=None) -> int:
             f"- schedule: " + ("one stage at lr 0.004 (no decay)" if args.single_stage
                                else "the paper's 4 stages scaled to the count") + "\n"
             f"- device: {dev.platform} ({dev.device_kind})\n- command: `{command}`\n\n"
-            "| start | iterations | error % (paper's metric) | squared variant % | seconds |\n"
-            "|---|---|---|---|---|\n")
-    for label, n, err, sq, seconds in rows:
+            "| start | iterations | error % (paper's metric) | squared variant % | seconds "
+            "| image error % (pixels) | SSIM |\n"
+            "|---|---|---|---|---|---|---|\n")
+    for label, n, err, sq, seconds, pixel, similarity in rows:
         text += (f"| {label} | {n} | {common.mean_std(err)} | {common.mean_std(sq)} "
-                 f"| {seconds:.1f} |\n")
+                 f"| {seconds:.1f} | {common.mean_std(pixel)} "
+                 f"| {common.mean_std(similarity, decimals=3)} |\n")
+    text += ("\nImage space, beyond the paper (`jinvert.metrics.image_errors`): the "
+             "pictures in [0, 1] against the photos, ‖x* − x‖ over the mean distance "
+             "between two different photos, and SSIM.\n")
     common.write_markdown(os.path.join(args.out, "decoder.md"), text)
     with open(os.path.join(args.out, "decoder.json"), "w", encoding="utf-8") as f:
         json.dump({"photos": names, "rows": [
             {"start": r[0], "iterations": r[1], "error": list(map(float, r[2])),
-             "squared": list(map(float, r[3])), "seconds": r[4]} for r in rows]}, f)
+             "squared": list(map(float, r[3])), "seconds": r[4],
+             "image_error": list(map(float, r[5])), "ssim": list(map(float, r[6]))}
+            for r in rows]}, f)
     print(text)
 
     if args.figure:

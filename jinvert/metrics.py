@@ -19,6 +19,10 @@
   paper's figure (HOG ≈ 8 % where the text's metric gives ≈ 28 %). Use it
   only to compare with that code, and name it when you report it.
   Report either as mean ± std over i, in percent.
+* :func:`image_errors` (beyond the paper) judges the same reconstructions
+  in image space, as Dosovitskiy & Brox (CVPR 2016) do: the paper's
+  normalisation applied to the pictures, ‖x*_i − x_i‖ / N_x with N_x the
+  mean distance between two different test pictures, and SSIM to the photo.
 * :func:`relative_error` is the single-image ratio ||Φ(x*) − Φ0|| / ||Φ0||
   (``squared=True``: the data term of the objective, ||Φ − Φ0||² / ||Φ0||²),
   which needs no other images; the command line prints it. It is *not* the
@@ -204,3 +208,39 @@ def ssim(a, b, *, data_range: float = 1.0, sigma: float = 1.5,
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)
                 / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)))
     return jnp.mean(ssim_map)
+
+
+def image_errors(pictures, reference_pictures, *, data_range: float = 1.0) -> dict:
+    """Image-space scores of N reconstructions (beyond the paper).
+
+    Args:
+      pictures: the N reconstructions as pictures (``rep.deprocess``: grey
+        ``(H, W)`` / ``(H, W, 1)`` or RGB ``(H, W, 3)`` in [0, 1]), a list
+        or an ``(N, ...)`` array.
+      reference_pictures: the N photos they reconstruct, alike.
+      data_range: the pictures' value range (SSIM's L).
+
+    Returns:
+      ``{"pixel": (N,), "ssim": (N,)}`` float64: ``pixel`` is
+      ‖x*_i − x_i‖ / N_x, N_x the mean of ‖x_j − x_k‖ over the ordered pairs
+      of *different* photos (the paper's normalisation, applied to pixels:
+      :func:`reconstruction_error` of the pictures; a fraction, about 1 for
+      a picture that kept nothing of its photo), and ``ssim`` the structural
+      similarity of each picture to its photo (:func:`ssim`, 1 for the photo
+      itself).
+
+    Raises:
+      ValueError: as :func:`reconstruction_error`; a picture whose shape
+        differs from its photo's.
+    """
+    pictures = [np.asarray(p, np.float64) for p in pictures]
+    references = [np.asarray(p, np.float64) for p in reference_pictures]
+    if len(pictures) != len(references):
+        raise ValueError(f"got {len(pictures)} pictures but {len(references)} photos")
+    for a, b in zip(pictures, references):
+        if a.shape != b.shape:
+            raise ValueError(f"a picture of shape {a.shape} for a photo of shape {b.shape}")
+    pixel = reconstruction_error(pictures, references)
+    similarity = np.array([float(ssim(a, b, data_range=data_range))
+                           for a, b in zip(pictures, references)])
+    return {"pixel": pixel, "ssim": similarity}

@@ -177,6 +177,18 @@ def test_decoder_benchmark_scores_its_runs(tmp_path, capsys):
         cells = _table(table, [label])
         assert _mean_std(cells[2]) == pytest.approx((err.mean(), err.std()), abs=6e-3)
         assert _mean_std(cells[3]) == pytest.approx((err_sq.mean(), err_sq.std()), abs=6e-3)
+        # Image space: the pictures' distance to the photos over the mean
+        # distance between two different photos, written out here.
+        shown = np.clip(np.stack([np.asarray(rep.deprocess(x)) for x in reconstructions]), 0, 1)
+        photos_shown = np.clip(np.stack([np.asarray(rep.deprocess(x)) for x in x0]), 0, 1)
+        flat = shown.reshape(len(shown), -1).astype(np.float64)
+        ref = photos_shown.reshape(len(shown), -1).astype(np.float64)
+        pair = np.linalg.norm(ref[:, None] - ref[None], axis=-1)
+        n = len(ref)
+        pixel = 100 * np.linalg.norm(flat - ref, axis=1) / (pair.sum() / (n * (n - 1)))
+        np.testing.assert_allclose(rows[label]["image_error"], pixel, rtol=1e-4)
+        assert _mean_std(cells[5]) == pytest.approx((pixel.mean(), pixel.std()), abs=6e-3)
+        assert all(-1 < v <= 1 for v in rows[label]["ssim"])
         return err
 
     # The decoder alone: its own output for each photo's code.

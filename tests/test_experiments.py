@@ -86,6 +86,21 @@ def test_table3_bands_in_order_and_in_the_papers_metric(tmp_path):
         assert mean == pytest.approx(np.mean(errors), abs=0.006), band
         assert std == pytest.approx(np.std(errors), abs=0.006), band
     assert "camera)" in next(l for l in md.splitlines() if l.startswith("- images:"))
+    # Beyond the paper, image space: the saved pictures' distance to the
+    # photos over the two photos' distance, recomputed here, and SSIM.
+    from jinvert.images import load_image
+    shown = [np.asarray(rep.deprocess(common.prepare(rep, p)), np.float64) for p in photos]
+    pictures_row = md.split("in image space")[1]
+    cells = next(l for l in pictures_row.splitlines() if l.startswith("| stem |")).split("|")[2:5]
+    for band, cell in zip(bands, cells):
+        saved = tmp_path / "table3" / "stem" / f"lambda{float(band):.3g}"
+        pictures = [load_image(str(saved / f"{p.name}.png")).astype(np.float64) for p in photos]
+        pixel = [100 * np.linalg.norm(x - s) / np.linalg.norm(shown[0] - shown[1])
+                 for x, s in zip(pictures, shown)]
+        mean = float(cell.split("±")[0])
+        assert mean == pytest.approx(np.mean(pixel), abs=0.006), (band, cell)
+        ssim = float(cell.split("SSIM")[1])
+        assert -1 < ssim < 1, cell
 
 
 def test_fig2_equal_priors_different_shapes(tmp_path, photo, figure_texts, monkeypatch):

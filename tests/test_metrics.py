@@ -65,3 +65,22 @@ def test_relative_error_hand_case():
         relative_error([1.0], [0.0])
     with pytest.raises(ValueError):
         relative_error([1.0, 2.0], [1.0])
+
+
+def test_image_errors_hand_worked():
+    """Photos 0, 0.5 and 1 everywhere (16 × 16): distances 8, 16 and 8, so
+    N_x = (8 + 16 + 8)·2 / 6 = 32/3; a reconstruction 0.25 off everywhere is
+    4 away: 0.375. SSIM of two constant pictures a and b is
+    (2ab + c1)/(a² + b² + c1) (no variance: the structure term is 1)."""
+    from jinvert.metrics import image_errors
+
+    photos = np.stack([np.full((16, 16), v) for v in (0.0, 0.5, 1.0)])
+    pictures = photos.copy()
+    pictures[0] += 0.25
+    scores = image_errors(pictures, photos)
+    np.testing.assert_allclose(scores["pixel"], [0.375, 0.0, 0.0], atol=1e-12)
+    c1 = (0.01 * 1.0) ** 2
+    np.testing.assert_allclose(scores["ssim"], [c1 / (0.25 ** 2 + c1), 1.0, 1.0], rtol=1e-4)
+    with pytest.raises(ValueError, match="shape"):
+        image_errors([np.zeros((16, 16)), np.zeros((16, 16))],
+                     [np.zeros((16, 16)), np.zeros((17, 16))])

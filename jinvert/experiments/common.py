@@ -344,6 +344,21 @@ def normalised_errors(rep, photos: Sequence[Photo], save_dir: str, *,
     return 100.0 * reconstruction_error(codes, refs, squared=squared)
 
 
+def image_scores(rep, photos: Sequence[Photo], save_dir: str) -> dict:
+    """Image-space scores (``jinvert.metrics.image_errors``, beyond the
+    paper) of the pictures :func:`run_inversions` saved (the PNGs a reader
+    sees: deprocessed, clipped to [0, 1], 8-bit) against each photo as the
+    representation saw it: ``{"pixel": (N,) percent, "ssim": (N,)}``."""
+    from jinvert.metrics import image_errors
+
+    # Both RGB (H, W, 3) in [0, 1] (a grey picture in three equal channels:
+    # the normalised distance and SSIM are those of its one channel).
+    shown = [np.asarray(rep.deprocess(prepare(rep, p)), np.float64) for p in photos]
+    pictures = [im.load_image(os.path.join(save_dir, f"{p.name}.png")) for p in photos]
+    scores = image_errors(pictures, shown)
+    return {"pixel": 100.0 * scores["pixel"], "ssim": scores["ssim"]}
+
+
 #: The standard deviation over images everywhere in jinvert's reports:
 #: the population std (ddof = 0, MATLAB's ``std(x, 1)``; the paper does not
 #: say which it used).

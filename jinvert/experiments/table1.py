@@ -49,10 +49,11 @@ def run(args, log=print) -> list[str]:
                                        batch_size=args.batch_size, save_dir=save_dir, log=log)
         errors = common.normalised_errors(rep, photos, save_dir)
         squared = common.normalised_errors(rep, photos, save_dir, squared=True)
+        pictures = common.image_scores(rep, photos, save_dir)  # beyond the paper
         # Images whose first random start diverged and was restarted.
         restarts = sum(1 for p in photos if store.records[f"{tag}/{p.name}"].get("restarts", 0))
         paper = PAPER.get(name)
-        rows.append((LABELS.get(name, name), errors, paper, restarts, squared, timing))
+        rows.append((LABELS.get(name, name), errors, paper, restarts, squared, timing, pictures))
         tiles[name] = [im.load_image(os.path.join(save_dir, f"{p.name}.png"))
                        for p in photos[:4]]
 
@@ -64,11 +65,15 @@ def run(args, log=print) -> list[str]:
                          command=command, settings=settings_text)
     text += ("| representation | ours: error % (paper's metric, mean ± std) "
              "| paper (ILSVRC-12 val 1–100) | ours: MATLAB code's squared variant % "
-             "| images | images restarted after divergence |\n|---|---|---|---|---|---|\n")
-    for label, errors, paper, restarts, squared, _ in rows:
+             "| images | images restarted after divergence "
+             "| ours: image error % (pixels, same normalisation) | ours: SSIM to the photo |"
+             "\n|---|---|---|---|---|---|---|---|\n")
+    for label, errors, paper, restarts, squared, _, pictures in rows:
         ptxt = f"{paper[0]} ± {paper[1]}" if paper else "—"
         text += (f"| {label} | {common.mean_std(errors)} | {ptxt} "
-                 f"| {common.mean_std(squared)} | {len(errors)} | {restarts} |\n")
+                 f"| {common.mean_std(squared)} | {len(errors)} | {restarts} "
+                 f"| {common.mean_std(pictures['pixel'])} "
+                 f"| {common.mean_std(pictures['ssim'], decimals=3)} |\n")
     if any(r[5]["optimise_s"] for r in rows):
         text += ("\nTime on " + common.device_label() + ": "
                  + "; ".join(f"{r[0].split(' ')[0]} {r[5]['optimise_s']:.1f} s inverting "
@@ -80,7 +85,11 @@ def run(args, log=print) -> list[str]:
              "variant (the public MATLAB code, not the paper's tables): "
              "‖Φ(x*_i) − Φ(x_i)‖² / mean_{j,k} ‖Φ(x_j) − Φ(x_k)‖² "
              "(`reconstruction_error(..., squared=True)`). The normaliser depends on the "
-             "image set, so numbers on another set are comparable only roughly.\n\n"
+             "image set, so numbers on another set are comparable only roughly. Beyond the "
+             "paper, in image space (`jinvert.metrics.image_errors`, on the saved pictures "
+             "in [0, 1] against the photos as the representation saw them): "
+             "‖x*_i − x_i‖ / N_x, N_x = mean over j ≠ k of ‖x_j − x_k‖, in percent, and "
+             "SSIM.\n\n"
              "Per image (paper's metric, %):\n\n| image | "
              + " | ".join(r[0] for r in rows) + " |\n|---|" + "---|" * len(rows) + "\n")
     for i, p in enumerate(photos):

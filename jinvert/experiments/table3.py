@@ -45,7 +45,7 @@ def run(args, log=print) -> list[str]:
     rows, settings = [], None
     for layer in layers:
         rep = common.deep_rep(family, layer, args)
-        cells, squared_cells = [], []
+        cells, squared_cells, picture_cells = [], [], []
         recipe = getattr(args, "recipe", None) or "cvpr"
         suffix = "" if recipe == "cvpr" else f"-{recipe}"
         default = rep.defaults.lambda_tv
@@ -54,6 +54,7 @@ def run(args, log=print) -> list[str]:
             if getattr(args, "own_band", False) and i != own:
                 cells.append(None)
                 squared_cells.append(None)
+                picture_cells.append(None)
                 continue
             s = common.config_for(rep, iterations=args.iterations, lambda_tv=lam,
                                   recipe=recipe)
@@ -65,8 +66,9 @@ def run(args, log=print) -> list[str]:
                                   batch_size=args.batch_size, save_dir=save, log=log)
             cells.append(common.normalised_errors(rep, photos, save))
             squared_cells.append(common.normalised_errors(rep, photos, save, squared=True))
+            picture_cells.append(common.image_scores(rep, photos, save))  # beyond the paper
         rows.append((layer, cells, int(np.argmin(np.abs(np.asarray(bands) - default))),
-                     squared_cells))
+                     squared_cells, picture_cells))
         # Rewritten after every layer: a long run that is stopped keeps the
         # rows it finished (and a re-run resumes from results.jsonl).
         text = _report(rows, bands, settings, family, photos, args)
@@ -86,7 +88,7 @@ def _report(rows, bands, settings, family, photos, args) -> str:
                  f"{tuple(round(b, 3) for b in bands)}; the last run: {settings}")
     text += ("| layer | " + " | ".join(f"λV = {b:.3g}" for b in bands)
              + " |\n|---|" + "---|" * len(bands) + "\n")
-    for layer, cells, d, _ in rows:
+    for layer, cells, d, *_ in rows:
         text += f"| {layer} | " + " | ".join(
             "—" if c is None else
             (f"**{common.mean_std(c)}**" if i == d else common.mean_std(c))
@@ -98,7 +100,18 @@ def _report(rows, bands, settings, family, photos, args) -> str:
              f"(`reconstruction_error(..., squared=True)`, not the paper's tables), %:\n\n"
              "| layer | " + " | ".join(f"λV = {b:.3g}" for b in bands)
              + " |\n|---|" + "---|" * len(bands) + "\n")
-    for layer, _, d, sq in rows:
+    for layer, _, d, sq, _ in rows:
         text += f"| {layer} | " + " | ".join(
             "—" if c is None else common.mean_std(c) for c in sq) + " |\n"
+    text += ("\nBeyond the paper, in image space (`jinvert.metrics.image_errors` on the "
+             "saved pictures in [0, 1] against the photos as the network saw them): "
+             "‖x*_i − x_i‖ / N_x, N_x the mean distance between two different photos, in % "
+             "(mean ± std), then the mean SSIM to the photo:\n\n"
+             "| layer | " + " | ".join(f"λV = {b:.3g}" for b in bands)
+             + " |\n|---|" + "---|" * len(bands) + "\n")
+    for layer, _, d, _, pictures in rows:
+        text += f"| {layer} | " + " | ".join(
+            "—" if c is None else
+            f"{common.mean_std(c['pixel'])}; SSIM {float(np.mean(c['ssim'])):.3f}"
+            for c in pictures) + " |\n"
     return text
