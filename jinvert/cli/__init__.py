@@ -2,6 +2,7 @@
 subcommand, the dispatch to them, and how a run ends.
 
     jinvert invert [IMAGE] --rep hog [--samples K] [--iterations N] [--out FILE]
+    jinvert invert FOLDER --rep hog [--glob PATTERN] [--batch B] [--out DIR] [--distributed]
     jinvert maximize --rep efficientnet:TAP --channel C | --neuron I,J,C | --class K
     jinvert caricature [IMAGE] --rep efficientnet:TAP
     jinvert weights fetch NAME [--url URL]
@@ -99,13 +100,14 @@ def _dispatch(parser, argv) -> int:
         # Compiled programs on disk: a repeated run starts without compiling.
         from jinvert import compilation_cache
         compilation_cache.enable()
-    if args.command == "invert":
-        return invert.run(args)
-    if args.command == "reproduce":
+    if args.command in ("invert", "reproduce"):
         # The command as typed, options included, recorded with the tables
         # (however jinvert was started: the script, python -m, or main()).
         words = sys.argv[1:] if argv is None else list(argv)
         args.command_line = "jinvert " + " ".join(shlex.quote(str(a)) for a in words)
+    if args.command == "invert":
+        return invert.run(args)
+    if args.command == "reproduce":
         return reproduce.run(args)
     if args.command in ("maximize", "caricature"):
         return preimages.run(args)

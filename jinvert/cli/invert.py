@@ -1,14 +1,17 @@
 """``jinvert invert``: its options and help, the run (the photo prepared,
-the code inverted, the errors printed) and the labelled picture it writes.
+the code inverted, the errors printed) and the labelled picture it writes;
+given a folder, every image of it (:func:`run_folder`, :mod:`jinvert.folder`),
+on one process or several (:mod:`jinvert.distributed`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
-from jinvert import registry
+from jinvert import distributed, registry
 from jinvert.cli.parsing import non_negative_float
 from jinvert.reproduce import positive_int
 from jinvert.reproduce import wrap_text as _wrap
@@ -57,8 +60,24 @@ messages:
   (random weights, an image enlarged to a network's size) are one line each,
   'jinvert: note: ...', on stderr.
 
-example:
+a folder (IMAGE is a folder):
+  Every image under it (--glob, default '**/*': all sub-folders; files ending
+  in an image suffix) is inverted with the same settings, in batches of
+  --batch images of one size (each size compiled once), and stored in the
+  folder --out (default FOLDER-REP): OUT/images/NAME.png (each
+  reconstruction), OUT/store/ (each image's arrays as .npz and one line per
+  finished image; a re-run continues where a run stopped and never redoes a
+  finished image; other settings are refused), and OUT/summary.md and
+  summary.json (the relative code error and the paper's normalised error,
+  normalised over the folder, by size and per image). Keys come from each
+  image's name. Several processes (--distributed or --coordinator,
+  --num-processes, --process-id; one command per process, --out on a
+  filesystem all see) share the images and give the same results as one.
+
+examples:
   jinvert invert photo.jpg --rep hog --samples 4 --out hog.png
+  jinvert invert photos/ --rep hog --iterations 200 --max-size 128 --out recon
+  srun --ntasks 8 jinvert invert photos/ --rep hog --out recon --distributed
 """
 
 
@@ -78,8 +97,9 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     inv.epilog_fn = _invert_epilog
     inv.add_argument("image", nargs="?", metavar="IMAGE",
-                     help="image file (PNG, JPEG, ...); default: the bundled astronaut "
-                          "photo (NASA, public domain)")
+                     help="image file (PNG, JPEG, ...), or a folder of them (every image "
+                          "inverted, see below); default: the bundled astronaut photo "
+                          "(NASA, public domain)")
     inv.add_argument("--rep", default="hog", metavar="NAME",
                      help="representation: hog, hogb, dsift, alexnet:LAYER, "
                           "efficientnet:LAYER (default: hog; layers listed below)")
@@ -125,7 +145,8 @@ def add_parser(sub) -> None:
                           "$JINVERT_ALEXNET_WEIGHTS")
     inv.add_argument("--out", metavar="FILE",
                      help="output PNG (default: IMAGESTEM-REP.png in the current folder, "
-                          "e.g. astronaut-hog.png)")
+                          "e.g. astronaut-hog.png); for a folder, the output folder "
+                          "(default: FOLDERNAME-REP)")
     inv.add_argument("--init", default="noise", metavar="START",
                      help="where the optimisation starts: 'noise' (the paper), "
                           "'decoder' (the decoder shipped for --rep: hog), or "
@@ -135,26 +156,27 @@ def add_parser(sub) -> None:
                      help="with --init decoder[:FILE], the norm of the noise added to the "
                           "decoder's output (in units of sigma; the paper's noise start has "
                           "norm 1), so that samples differ (default: 0.1)")
+    group = inv.add_argument_group("a folder (IMAGE is a folder)")
+    group.add_argument("--glob", default="**/*", metavar="PATTERN",
+                       help="which files under the folder ('**' crosses sub-folders; "
+                            "default '**/*': every image file)")
+    group.add_argument("--batch", type=positive_int, metavar="B",
+                       help="images of one size inverted together, over the local devices "
+                            "(default: 4 per device; part of the settings)")
+    distributed.add_arguments(inv)
 
 
 def _prepare_image(rep, image, args):
-    """``(H, W, 3)`` in [0, 1] -> the input-space image rep works on."""
+    """``(H, W, 3)`` in [0, 1] -> the input-space image rep works on (the
+    size rule of :func:`jinvert.folder_plan.fitted_size`)."""
+    from jinvert import folder_plan
     from jinvert import images as im
 
     name = os.path.basename(args.image) if args.image else im.DEFAULT_IMAGE
-    if rep.input_size is not None:
-        if args.size is not None and tuple(args.size) != tuple(rep.input_size):
-            raise ValueError(f"{rep.name} takes {rep.input_size[0]}x{rep.input_size[1]} "
-                             f"images; drop --size")
-        image = im.resize_and_crop(image, tuple(rep.input_size), name=name)
-    elif args.size is not None:
-        image = im.resize_and_crop(image, tuple(args.size), name=name)
-    else:
-        h, w = image.shape[:2]
-        scale = args.max_size / max(h, w)
-        if scale < 1:
-            image = im.resize(image, (max(1, round(h * scale)), max(1, round(w * scale))))
-    return rep.preprocess(image)
+    target = folder_plan.fitted_size(image.shape[:2], input_size=rep.input_size,
+                                     fixed=args.size, max_size=args.max_size)
+    crop = rep.input_size is not None or args.size is not None
+    return rep.preprocess(folder_plan.fit_image(image, target, crop=crop, name=name))
 
 
 def _default_out(args) -> str:
@@ -233,6 +255,11 @@ def run(args) -> int:
 
     if args.weights not in (None, "random") and not os.path.exists(args.weights):
         raise ValueError(f"weights file not found: {args.weights}")
+    if args.image and os.path.isdir(args.image):
+        return run_folder(args)
+    if distributed.requested(args) or args.batch is not None or args.glob != "**/*":
+        raise ValueError("--glob, --batch and the options of several processes need a "
+                         "folder of images, not one image")
     out = im.check_output(args.out or _default_out(args))
 
     rep = registry.resolve_representation(args.rep, weights=args.weights)
@@ -240,11 +267,7 @@ def run(args) -> int:
     x0 = _prepare_image(rep, original, args)
     code = np.asarray(rep(x0))
 
-    config = rep.defaults.replace(lambda_tv=args.lambda_tv, beta=args.beta,
-                                  lambda_alpha=args.lambda_alpha,
-                                  learning_rate=args.learning_rate)
-    if args.iterations is not None:
-        config = config.with_iterations(args.iterations)
+    config = _config(rep, args)
     total = config.iterations
 
     decoder, init, decoded = _initial(args, rep), None, None
@@ -282,6 +305,55 @@ def run(args) -> int:
           f"{total} iterations, {elapsed:.1f} s inverting (compilation included)"
           + (f"; {wall:.1f} s since the command started (imports, the photo's code, "
              f"the picture)" if wall is not None else ""))
+    print(f"wrote {out}")
+    return 0
+
+
+def _config(rep, args):
+    """rep's settings with the command line's changes."""
+    config = rep.defaults.replace(lambda_tv=args.lambda_tv, beta=args.beta,
+                                  lambda_alpha=args.lambda_alpha,
+                                  learning_rate=args.learning_rate)
+    return config.with_iterations(args.iterations) if args.iterations is not None else config
+
+
+def run_folder(args) -> int:
+    """``jinvert invert FOLDER``: every image of the folder
+    (:func:`jinvert.folder.invert_folder`), on this process's share when
+    several run; process 0 prints the table by size. Returns the exit status."""
+    from jinvert import folder
+
+    for option, value, default in (("--init", args.init, "noise"),
+                                   ("--parameterization", args.parameterization, "pixels"),
+                                   ("--jitter", args.jitter, 0),
+                                   ("--optimizer", args.optimizer, "sgd")):
+        if value != default:
+            raise ValueError(f"{option} {value} works on one image only, not on a folder")
+    # Before any JAX computation: the runtime must start first.
+    index, count = distributed.initialize_from_args(args)
+    rep = registry.resolve_representation(args.rep, weights=args.weights)
+    name = os.path.basename(os.path.normpath(args.image))
+    out = args.out or f"{name}-{args.rep.replace(':', '-')}"
+    if out.lower().endswith(".png"):
+        raise ValueError(f"with a folder, --out is a folder, got {out}")
+    start = time.perf_counter()
+    try:
+        summary = folder.invert_folder(
+            rep, args.image, out, config=_config(rep, args), seed=args.seed,
+            samples=args.samples, batch=args.batch, size=args.size,
+            max_size=args.max_size, pattern=args.glob, label=args.rep, weights=args.weights,
+            command=getattr(args, "command_line", None),
+            log=lambda m: print(m, flush=True))
+    except KeyboardInterrupt:
+        print(f"jinvert: interrupted; the finished images are kept in {out}: run the same "
+              f"command to go on", file=sys.stderr)
+        return 130
+    if summary is None:
+        print(f"process {index} of {count}: share done; process 0 writes the summary")
+        return 0
+    print(summary.table, end="")
+    print(f"{len(summary.rows)} images in {time.perf_counter() - start:.1f} s; "
+          f"per image: {summary.path}")
     print(f"wrote {out}")
     return 0
 

@@ -12,13 +12,15 @@ this one place:
   codes and samples, and the batch sharded over every local device with
   :class:`jax.sharding.NamedSharding` on a 1-D mesh (padded to a multiple of
   the device count). One GPU, eight GPUs or a TPU slice: no code change.
-* :class:`ResultStore` — a JSON-lines file of finished images, appended as
-  each batch ends and read back on a re-run so finished images are skipped.
+* :class:`ResultStore` (:mod:`jinvert.result_store`) — a JSON-lines file of
+  finished images, appended as each batch ends and read back on a re-run so
+  finished images are skipped; one shard per process under JAX's
+  distributed runtime, where :func:`run_inversions` gives each process its
+  share of the batches (:func:`jinvert.distributed.assign`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import zlib
@@ -30,9 +32,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jinvert import distributed
 from jinvert import images as im
 from jinvert import Loop, invert
 from jinvert.config import PAPER_VALUES, Config
+from jinvert.result_store import ResultStore  # noqa: F401  (the experiments' store)
 
 #: scikit-image's bundled photos used when no --images folder is given
 #: (``skimage.data.horse`` is left out: a binary silhouette, not a photo).
@@ -127,8 +131,10 @@ def image_key(base_key, name: str):
 
 
 def compute_codes(rep, xs: np.ndarray) -> np.ndarray:
-    """Φ of a stack of input-space images ``(N, H, W, C)`` -> ``(N, *code)``."""
-    return np.asarray(jax.jit(rep.batch_apply)(jnp.asarray(xs)))
+    """Φ of a stack of input-space images ``(N, H, W, C)`` -> ``(N, *code)``
+    (for HOG and DSIFT the program ``rep`` keeps, compiled once per shape)."""
+    xs = jnp.asarray(xs)
+    return np.asarray(rep(xs) if rep.compiled_call else jax.jit(rep.batch_apply)(xs))
 
 
 def device_mesh() -> Mesh:
@@ -203,44 +209,6 @@ def invert_batch(rep, codes: np.ndarray, keys, *, config: Config, samples: int =
     return images, out_codes, energy[..., -1]
 
 
-class ResultStore:
-    """Append-only JSON-lines record of finished work, for resuming.
-
-    Each line is one JSON object with at least ``"id"``. :meth:`done` gives
-    the ids already written; :meth:`add` appends and flushes at once, so a
-    killed run loses at most the batch in flight.
-    """
-
-    def __init__(self, path: str):
-        self.path = path
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.records: dict[str, dict] = {}
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    line = line.strip()
-                    if not line:
-                        continue
-                    try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # a line cut short by a kill: redo that image
-                    self.records[rec["id"]] = rec
-
-    def done(self) -> set[str]:
-        """Ids already recorded."""
-        return set(self.records)
-
-    def add(self, records: Iterable[dict]) -> None:
-        """Append records (each with an ``"id"``) and flush to disk."""
-        with open(self.path, "a", encoding="utf-8") as f:
-            for rec in records:
-                f.write(json.dumps(rec) + "\n")
-                self.records[rec["id"]] = rec
-            f.flush()
-            os.fsync(f.fileno())
-
-
 def chunks(items: Sequence, size: int) -> Iterable[Sequence]:
     """Consecutive slices of ``items`` of length ``size`` (the last shorter)."""
     for i in range(0, len(items), size):
@@ -258,6 +226,53 @@ def default_batch_size() -> int:
     return 4 * len(jax.local_devices())
 
 
+def batch_slots(count: int, size: int) -> list[list[int]]:
+    """Positions ``0 … count−1`` in consecutive batches of ``min(size,
+    count)`` slots, the last filled up with its last position: one size, one
+    compiled program; each position's batch and slot fixed by ``count`` and
+    ``size`` alone (not by what is done, nor by which process runs it)."""
+    size = max(1, min(size, count))
+    return [[min(i, count - 1) for i in range(start, start + size)]
+            for start in range(0, count, size)]
+
+
+def invert_slots(rep, codes: np.ndarray, keys, todo, *, config: Config, samples: int = 1,
+                 shape=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Invert the codes at the ``todo`` slots of a batch of fixed size ``B``
+    (other slots: a copy of the first to do, results dropped), and restart
+    from fresh noise (``fold_in(key, attempt)``) those not finite.
+
+    ``B``, not what fills the batch, picks the compiled program, and a slot's
+    result depends on its own code, key and position only (bit for bit on
+    the CPU, where ``B`` does change the bits): so a batch resumed after a
+    kill, or run by any process, gives what it gives whole in one process.
+    ``codes`` ``(B, *code_shape)``, ``keys`` ``(B,)``, ``todo`` ``(B,)``
+    bools (one True at least); the rest as :func:`invert_batch`. Returns its
+    ``(images, codes, final_energy)`` and each slot's restarts ``(B,)``.
+    """
+    todo = np.asarray(todo, bool)
+    take = np.where(todo, np.arange(todo.size), int(np.flatnonzero(todo)[0]))
+    codes, keys = np.asarray(codes, np.float32)[take], jnp.asarray(keys)[take]
+    recon, out, energy = invert_batch(rep, codes, keys, config=config, samples=samples,
+                                      shape=shape)
+    restarts = np.zeros(todo.size, int)
+    # A few random starts diverge at the paper's learning rate (HOG near flat
+    # regions; skimage's "coffee"): restarted in a batch of the same size.
+    for attempt in range(1, MAX_RESTARTS + 1):
+        finite = np.array([np.all(np.isfinite(recon[i])) and np.all(np.isfinite(out[i]))
+                           for i in range(todo.size)])
+        bad = todo & ~finite
+        if not bad.any():
+            break
+        retry = jnp.stack([jax.random.fold_in(keys[i], attempt) if bad[i] else keys[i]
+                           for i in range(todo.size)])
+        r2, c2, e2 = invert_batch(rep, codes, retry, config=config, samples=samples,
+                                  shape=shape)
+        recon[bad], out[bad], energy[bad] = r2[bad], c2[bad], e2[bad]
+        restarts[bad] = attempt
+    return recon, out, energy, restarts
+
+
 def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str,
                    config: Config, key, samples: int = 1, batch_size: int | None = None,
                    save_dir: str | None = None, log: Callable[[str], None] = print) -> dict:
@@ -268,66 +283,69 @@ def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str
     sample) and, with ``save_dir``, the reconstruction's code as
     ``save_dir/<name>.npy`` (for the normalised error) and its image as PNG.
 
+    Batches fixed by the photos' order (:func:`batch_slots`, :func:`invert_slots`):
+    a resumed run, or one over several processes, gives bit for bit what one
+    uninterrupted process gives. Under JAX's distributed runtime each process
+    inverts its share (:func:`jinvert.distributed.assign`) into its shard of
+    ``store``, then waits for every share and reads the whole store.
+
     Returns ``{"compile_s", "optimise_s"}``: seconds spent compiling (a
     one-iteration run of the first batch, which compiles the programs every
-    later batch of its size reuses) and inverting (every batch, restarts
-    included); zeros when everything was already done.
+    later batch reuses) and inverting (every batch, restarts included);
+    zeros when everything was already done.
     """
     timing = {"compile_s": 0.0, "optimise_s": 0.0}
-    todo = [p for p in photos if f"{tag}/{p.name}" not in store.done()]
-    if not todo:
-        log(f"{tag}: all {len(photos)} images already done (resumed)")
-        return timing
-    batch_size = batch_size or default_batch_size()
+    index, count = distributed.process()
+    ids = [f"{tag}/{p.name}" for p in photos]
+    batches = batch_slots(len(photos), batch_size or default_batch_size())
+    owners = distributed.assign([1.0] * len(batches), [0] * len(batches), count)
+    done = store.done()
+    pending = [b for b, o in zip(batches, owners)
+               if o == index and any(ids[i] not in done for i in b)]
+    if not pending:
+        log(f"{tag}: this process's share of {len(photos)} images already done (resumed)")
     if save_dir:
         os.makedirs(save_dir, exist_ok=True)
-    for number, group in enumerate(chunks(todo, batch_size)):
-        xs = np.stack([prepare(rep, p) for p in group])
+    for number, slots in enumerate(pending):
+        todo = [ids[i] not in done and i not in slots[:j] for j, i in enumerate(slots)]
+        fill = prepare(rep, photos[slots[todo.index(True)]])
+        xs = np.stack([prepare(rep, photos[i]) if t else fill for i, t in zip(slots, todo)])
         refs = compute_codes(rep, xs)
-        attempts = np.zeros(len(group), int)
-        keys = jnp.stack([image_key(key, p.name) for p in group])
+        keys = jnp.stack([image_key(key, photos[i].name) for i in slots])
         if number == 0:
-            # One iteration compiles what the real run uses, so its time is
-            # (almost all) compiling.
+            # One iteration compiles what the real run uses: its time is compiling.
             start = time.perf_counter()
             invert_batch(rep, refs, keys, samples=samples, shape=xs.shape[1:],
                          config=config.first_stage_only(1))
             timing["compile_s"] = time.perf_counter() - start
             log(f"{tag}: compiled in {timing['compile_s']:.1f} s")
         start = time.perf_counter()
-        recon, codes, energy = invert_batch(rep, refs, keys, config=config,
-                                            samples=samples, shape=xs.shape[1:])
-        # At the paper's learning rate a few random starts diverge (the HOG
-        # data term's gradient can blow up near flat regions; seen on
-        # skimage's "coffee"). Restart those from fresh noise, and record it.
-        for attempt in range(1, MAX_RESTARTS + 1):
-            bad = [i for i in range(len(group))
-                   if not (np.all(np.isfinite(recon[i])) and np.all(np.isfinite(codes[i])))]
-            if not bad:
-                break
-            retry_keys = jnp.stack([jax.random.fold_in(image_key(key, group[i].name), attempt)
-                                    for i in bad])
-            r2, c2, e2 = invert_batch(rep, refs[bad], retry_keys, config=config,
-                                      samples=samples, shape=xs.shape[1:])
-            recon[bad], codes[bad], energy[bad] = r2, c2, e2
-            attempts[bad] = attempt
+        recon, codes, energy, attempts = invert_slots(rep, refs, keys, todo, config=config,
+                                                      samples=samples, shape=xs.shape[1:])
         timing["optimise_s"] += time.perf_counter() - start
         records = []
-        for i, p in enumerate(group):
-            d2 = float(np.sum((codes[i, 0].astype(np.float64) - refs[i]) ** 2))
-            n2 = float(np.sum(refs[i].astype(np.float64) ** 2))
+        for j, i in ((j, i) for j, i in enumerate(slots) if todo[j]):
+            name = photos[i].name
+            d2 = float(np.sum((codes[j, 0].astype(np.float64) - refs[j]) ** 2))
+            n2 = float(np.sum(refs[j].astype(np.float64) ** 2))
             if save_dir:
-                np.save(os.path.join(save_dir, f"{p.name}.npy"), codes[i, 0])
-                im.save_image(os.path.join(save_dir, f"{p.name}.png"),
-                              np.asarray(rep.deprocess(recon[i, 0])))
-            records.append({"id": f"{tag}/{p.name}", "tag": tag, "image": p.name,
+                np.save(os.path.join(save_dir, f"{name}.npy"), codes[j, 0])
+                im.save_image(os.path.join(save_dir, f"{name}.png"),
+                              np.asarray(rep.deprocess(recon[j, 0])))
+            records.append({"id": ids[i], "tag": tag, "image": name,
                             "sq_distance": d2, "relative": float(np.sqrt(d2 / n2)) if n2 else None,
-                            "restarts": int(attempts[i]),
-                            "energy": float(energy[i, 0])})
+                            "restarts": int(attempts[j]),
+                            "energy": float(energy[j, 0])})
         store.add(records)
-        log(f"{tag}: {len(store.done() & {f'{tag}/{p.name}' for p in photos})}"
-            f"/{len(photos)} images done")
-    log(f"{tag}: {timing['optimise_s']:.1f} s inverting, {timing['compile_s']:.1f} s compiling")
+        log(f"{tag}: {len(store.done() & set(ids))}/{len(photos)} images done")
+    if count > 1:
+        shares = [distributed.digest([tag] + [ids[i] for b, o in zip(batches, owners)
+                                              if o == p for i in b]) for p in range(count)]
+        distributed.finish_share(os.path.dirname(os.path.abspath(store.path)), shares, log=log)
+        store.reload()
+    if pending:
+        log(f"{tag}: {timing['optimise_s']:.1f} s inverting, "
+            f"{timing['compile_s']:.1f} s compiling")
     return timing
 
 
