@@ -75,6 +75,38 @@ def test_invert_writes_labelled_montage(toy, photo, tmp_path, capsys, monkeypatc
     assert (pixels[:20].min(axis=2) < 100).sum() > 30
 
 
+def test_invert_prints_each_samples_ssim_to_the_photo(toy, photo, tmp_path, monkeypatch,
+                                                     capsys):
+    """Beyond the paper, image space: each sample's printed SSIM is that of
+    its picture (deprocessed, clipped to [0, 1]) to the photo as the
+    representation saw it, recomputed here with scikit-image."""
+    import jinvert.inversion
+    import jinvert.metrics
+    from skimage.metrics import structural_similarity
+
+    results, compared = [], []
+    real_invert, real_ssim = jinvert.inversion.invert, jinvert.metrics.ssim
+    monkeypatch.setattr(jinvert.inversion, "invert",
+                        lambda *a, **k: (lambda r: results.append(r) or r)(real_invert(*a, **k)))
+    monkeypatch.setattr(jinvert.metrics, "ssim",
+                        lambda a, b, **k: compared.append((np.asarray(a), np.asarray(b)))
+                        or real_ssim(a, b, **k))
+    assert cli.main(["invert", str(photo), "--rep", "dsift", "--samples", "2",
+                     "--out", str(tmp_path / "o.png"), *FAST]) == 0
+    printed = [float(l.split("SSIM to the photo = ")[1]) for l in
+               capsys.readouterr().out.splitlines() if "SSIM to the photo" in l]
+    assert len(printed) == 2 and len(compared) == 2
+    (result,) = results
+    for k, ((picture, shown), value) in enumerate(zip(compared, printed)):
+        expected = np.clip(np.asarray(toy.deprocess(result.images[k])), 0, 1)
+        np.testing.assert_allclose(picture, expected, atol=1e-6)
+        reference = structural_similarity(picture, shown, gaussian_weights=True, sigma=1.5,
+                                          use_sample_covariance=False, data_range=1.0,
+                                          channel_axis=-1)
+        assert value == pytest.approx(reference, abs=2e-3)
+    assert not np.allclose(compared[0][0], compared[0][1])  # not the photo itself
+
+
 def test_code_error_is_the_norm_ratio():
     from jinvert.cli.invert import code_error
 

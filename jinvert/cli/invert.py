@@ -252,6 +252,7 @@ def run(args) -> int:
     from jinvert import images as im
     from jinvert.engine import Loop, Start
     from jinvert.inversion import invert
+    from jinvert.metrics import ssim
 
     if args.weights not in (None, "random") and not os.path.exists(args.weights):
         raise ValueError(f"weights file not found: {args.weights}")
@@ -296,8 +297,13 @@ def run(args) -> int:
     if decoded is not None:
         print(f"decoder alone (the start): {ERROR_NAME} = "
               f"{100 * code_error(decoded[1], code):.2f} %")
+    photo = np.clip(np.asarray(rep.deprocess(x0)), 0.0, 1.0)
     for k in range(args.samples):
-        print(f"sample {k + 1}: {ERROR_NAME} = {100 * code_error(codes[k], code):.2f} %")
+        # Image space too (beyond the paper): SSIM of the picture to the photo
+        # as the representation saw it.
+        picture = np.clip(np.asarray(rep.deprocess(result.images[k])), 0.0, 1.0)
+        print(f"sample {k + 1}: {ERROR_NAME} = {100 * code_error(codes[k], code):.2f} %; "
+              f"SSIM to the photo = {float(ssim(picture, photo)):.3f}")
     print("  (not the paper's Table-1 metric, which normalises by the distances between\n"
           "   the codes of a set of test images: see 'jinvert reproduce table1')")
     wall = seconds_since_start()
