@@ -22,7 +22,7 @@ import numpy as np
 import optax
 
 from jinvert.optimizers import (PAPER_LEARNING_RATE, PAPER_MOMENTUM, PAPER_STAGES,
-                                check_stages, paper_sgd, staged_adam)
+                                check_stages, non_negative, paper_sgd, staged_adam)
 
 #: The update rules a :class:`Config` names (:meth:`Config.optimizer`).
 UPDATE_RULES = ("sgd", "adam")
@@ -89,14 +89,7 @@ class Config:
         object.__setattr__(self, "stages", stages)
         for name in ("lambda_alpha", "alpha", "lambda_tv", "beta", "learning_rate", "momentum",
                      "lambda_range"):
-            raw = getattr(self, name)
-            try:
-                value = float(raw)
-            except (TypeError, ValueError):
-                raise ValueError(f"{name} must be a number, got {raw!r}") from None
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite non-negative number, got {raw!r}")
-            object.__setattr__(self, name, value)
+            object.__setattr__(self, name, non_negative(name, getattr(self, name)))
         if self.alpha < 1 or self.beta <= 0:
             raise ValueError(f"need alpha >= 1 and beta > 0, got alpha={self.alpha}, "
                              f"beta={self.beta}")

@@ -43,19 +43,23 @@ def check_stages(stages) -> tuple[int, ...]:
     return stages
 
 
+def non_negative(name: str, raw) -> float:
+    """``raw`` as a float: a finite number >= 0, else ValueError naming ``name``
+    (the check of every number of a :class:`jinvert.Config` too)."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite non-negative number, got {raw!r}")
+    return value
+
+
 def _check_schedule(learning_rate, stages, momentum) -> tuple[float, tuple, float]:
     """``(learning_rate, stages, momentum)`` checked as :class:`jinvert.Config`
-    checks them: finite non-negative numbers, :func:`check_stages`."""
-    values = []
-    for name, raw in (("learning_rate", learning_rate), ("momentum", momentum)):
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number, got {raw!r}") from None
-        if not np.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a finite non-negative number, got {raw!r}")
-        values.append(value)
-    return values[0], check_stages(stages), values[1]
+    checks them: :func:`non_negative` numbers, :func:`check_stages`."""
+    return (non_negative("learning_rate", learning_rate), check_stages(stages),
+            non_negative("momentum", momentum))
 
 
 class PaperSGDState(NamedTuple):
