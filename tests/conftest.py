@@ -64,9 +64,14 @@ def golden():
 
 def assert_golden_is_fresh(golden, prefixes) -> list[str]:
     """The stored arrays whose names start with ``prefixes`` are what the
-    installed VLFeat computes on the stored crops now, to 1e-6 of each
+    installed VLFeat computes on the stored crops now, to 1e-5 of each
     array's largest value (a stale golden file fails here: regenerate it with
-    ``python tests/golden/make_golden.py``). Returns the names checked."""
+    ``python tests/golden/make_golden.py``). Returns the names checked.
+
+    Not bit for bit: VLFeat's float arithmetic differs in the last bits from
+    host to host (it picks its SSE2/AVX paths at run time). Two CI hosts with
+    the same VLFeat 0.9.21 gave DSIFT descriptors 3.4e-6 of the largest value
+    apart (21 of 6272 values); a stale file is off by whole bins."""
     crops = {name: golden.arrays[f"input_{name}"] for name in golden.meta["images"]}
     fresh, _ = golden.compute(crops)
     keys = sorted(k for k in fresh if k.startswith(prefixes))
@@ -74,7 +79,7 @@ def assert_golden_is_fresh(golden, prefixes) -> list[str]:
     for key in keys:
         assert fresh[key].shape == golden.arrays[key].shape, key
         np.testing.assert_allclose(fresh[key], golden.arrays[key], rtol=0,
-                                   atol=1e-6 * np.abs(golden.arrays[key]).max(), err_msg=key)
+                                   atol=1e-5 * np.abs(golden.arrays[key]).max(), err_msg=key)
     return keys
 
 

@@ -15,11 +15,24 @@ commit:
 
 ``--check`` exits 1 unless every array equals the stored one bit for bit
 (tests/test_engine_golden.py runs :func:`compute` the same way).
+
+Bits are a property of the machine as well as of the code: XLA:CPU compiles
+for the host's vector instructions (AVX2, AVX-512, ...), and a different
+instruction set sums in another order. So the file is written with the
+fingerprint of the machine that wrote it (:func:`machine`, stored beside it in
+engine_golden.json); the tests compare bit for bit on a machine with the same
+fingerprint and to float32 rounding elsewhere. The pins were rewritten on
+2026-12-02 on an AVX-512 host by the code of aec869d (which reproduced the
+earlier engines' bits on that host), after CI machines with other
+instruction sets had disagreed with them in the last bits.
 """
 
 import argparse
 import dataclasses
+import json
 import os
+import platform
+import re
 import sys
 
 import jax
@@ -34,6 +47,38 @@ from jinvert.experiments import common  # noqa: E402
 from _toy import toy_image, toy_rep  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "engine_golden.npz")
+MACHINE = OUT.replace(".npz", ".json")
+
+# The CPU features that change what XLA:CPU (through LLVM) emits.
+_VECTOR_FLAGS = re.compile(r"^(sse|ssse|avx|fma|f16c|amx|bmi)")
+
+
+def machine() -> dict:
+    """What decides the engine's bits on a CPU: the jaxlib version, the
+    host's vector instruction set (from /proc/cpuinfo) and its core count
+    (XLA splits some work by threads)."""
+    import jaxlib
+    flags = []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = sorted(x for x in line.split(":", 1)[1].split()
+                                   if _VECTOR_FLAGS.match(x))
+                    break
+    except OSError:                      # not Linux: the architecture only
+        flags = [platform.machine()]
+    return {"jaxlib": jaxlib.__version__, "cpu_flags": flags, "cpus": os.cpu_count()}
+
+
+def written_here(path: str = MACHINE) -> bool:
+    """Whether the stored pins were written on a machine like this one (the
+    same :func:`machine`), where they must hold bit for bit."""
+    try:
+        with open(path) as f:
+            return json.load(f) == machine()
+    except OSError:
+        return False
 
 
 def vmapped_hog():
@@ -102,8 +147,14 @@ def main(argv=None) -> int:
     if args.check:
         bad = differences(out)
         print("engine goldens: " + ("identical" if not bad else "differ in " + ", ".join(bad)))
+        if bad and not written_here():
+            print("(the pins were written on another machine, see engine_golden.json: "
+                  "there they hold only to float32 rounding)")
         return 1 if bad else 0
     np.savez_compressed(OUT, **out)
+    with open(MACHINE, "w") as f:
+        json.dump(machine(), f, indent=1)
+        f.write("\n")
     print(OUT, os.path.getsize(OUT), "bytes;", {k: v.shape for k, v in out.items()})
     return 0
 
