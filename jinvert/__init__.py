@@ -24,8 +24,8 @@ IJCV recipe (:func:`recipe`). Error metric of the paper: :func:`reconstruction_e
 :func:`compilation_cache.enable`.
 """
 
-from jinvert import (compilation_cache, decoders, images, masks, metrics, objective, optimizers,
-                     terms, weights)
+from jinvert import (compilation_cache, images, masks, metrics, objective, optimizers, terms,
+                     weights)
 from jinvert.config import Config
 from jinvert.energy import image_energy
 from jinvert.engine import InversionResult, Loop, Start, minimize
@@ -47,6 +47,15 @@ from jinvert.representations.hog import hog
 from jinvert.transforms import compose, jitter
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # jinvert.decoders imports flax (0.3 s): loaded on first use, so that a
+    # command that needs no decoder starts that much sooner (issue 28).
+    if name == "decoders":
+        import importlib
+        return importlib.import_module("jinvert.decoders")
+    raise AttributeError(f"module 'jinvert' has no attribute {name!r}")
 
 __all__ = [
     "Representation", "hog", "dsift", "alexnet", "efficientnet_lite0",

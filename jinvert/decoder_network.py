@@ -10,13 +10,23 @@ training's checkpoints share). What decoders are for and the one shipped:
 The network (:class:`ConvDecoder`): the code, divided by a fixed scale,
 goes through a 3 × 3 convolution to ``width`` channels and ``blocks``
 residual blocks at the code's resolution, then one stage per prime factor f
-of the stride (HOG's 8: 2, 2, 2; DSIFT's 15: 3, 5) of ×f bilinear
+of the stride (HOG's 8: 2, 2, 2; DSIFT's 15: 3, 5; EfficientNet's block9, 16: 2, 2, 2, 2) of ×f bilinear
 upsampling + 3 × 3 convolution + ReLU (channels halving down to 16), and a
 3 × 3 convolution to the input space's channels, multiplied by a fixed pixel
 scale. The output, ``stride·h × stride·w``, is cropped or edge-padded at the
 bottom and right to the requested ``(H, W)``: HOG's cell j covers pixels
 [8j, 8j + 8) and a border of up to 7 pixels is left over; DSIFT's
-descriptor j (every 15 pixels, 16 wide) covers [15j, 15j + 16).
+descriptor j (every 15 pixels, 16 wide) covers [15j, 15j + 16); an
+EfficientNet tap of stride s ('same' padding, ``ceil(H/s)`` cells) has its
+cell j over about [s·j, s·j + s).
+
+Network taps (``efficientnet:LAYER``, :func:`tap_geometry`): a spatial tap's
+stride is measured from the network's output shape on a 224 × 224 input
+(stem 2 … head 32). A vector code (``pool``, ``logits``: ``(1280,)``,
+``(1000,)``) first goes through a Dense layer to a ``grid`` of
+``width`` channels (7 × 7 for a 224 output: stride :data:`VECTOR_STRIDE`),
+then the same residual blocks and upsampling; such a decoder makes images of
+one size only (``architecture["size"]``).
 
 File format (:meth:`Decoder.save`, :func:`load`): one ``.npz`` with one
 array per parameter, named by its path (``params/Conv_0/kernel``), and
@@ -42,6 +52,8 @@ import numpy as np
 Array = jax.Array
 
 #: The format written by :meth:`Decoder.save`; :func:`load` reads this one.
+#: (Vector-code decoders add ``grid`` and ``size`` to the architecture; a
+#: file without them is a convolutional decoder, as every older file is.)
 FORMAT = "jinvert-decoder-1"
 
 #: Input-space pixels of the representations' grids: HOG's cell, 8 pixels;
@@ -49,13 +61,59 @@ FORMAT = "jinvert-decoder-1"
 STRIDES = {"hog": 8, "hogb": 8, "dsift": 15}
 
 
+#: Families of networks with named taps whose decoders are trained on whole
+#: photos with precomputed codes (:mod:`jinvert.decoder_training`).
+NETWORK_FAMILIES = ("efficientnet",)
+
+#: Input-space pixels per cell of the grid a vector code's Dense layer makes:
+#: EfficientNet's last spatial stride (7 × 7 cells for a 224 × 224 output).
+VECTOR_STRIDE = 32
+
+
+def is_network_tap(rep_name: str) -> bool:
+    """Whether ``rep_name`` is a tap of a network family
+    (:data:`NETWORK_FAMILIES`, e.g. ``"efficientnet:block9"``)."""
+    family, _, layer = str(rep_name).partition(":")
+    return family in NETWORK_FAMILIES and bool(layer)
+
+
+@functools.lru_cache(maxsize=32)
+def tap_geometry(rep_name: str) -> tuple[int, tuple[int, ...]]:
+    """``(stride, code_shape)`` of a network tap at its input size (224 × 224).
+
+    The code's shape comes from ``jax.eval_shape`` of the network (no
+    arithmetic): ``(h, w, K)`` for a spatial tap, whose stride is
+    ``224 // h`` (stem 2, block2 4, block5 16, head 32); ``(K,)`` for a
+    vector code, whose stride is :data:`VECTOR_STRIDE` (the Dense layer's
+    grid). ValueError for a name that is not a network tap.
+    """
+    if not is_network_tap(rep_name):
+        raise ValueError(f"{rep_name!r} is not a network tap ({', '.join(NETWORK_FAMILIES)}"
+                         f":LAYER)")
+    from jinvert.registry import resolve_representation
+
+    rep = resolve_representation(rep_name)
+    side = int(rep.input_size[0]) if rep.input_size is not None else 224
+    probe = jax.ShapeDtypeStruct((1, side, side, int(rep.channels)), jnp.float32)
+    shape = tuple(int(n) for n in jax.eval_shape(rep.batch_apply, probe).shape[1:])
+    if len(shape) == 1:
+        return VECTOR_STRIDE, shape
+    if len(shape) != 3 or side % shape[0]:
+        raise ValueError(f"{rep_name}: no decoder geometry for codes of shape {shape} "
+                         f"at {side} × {side}")
+    return side // shape[0], shape
+
+
 def stride_of(rep_name: str) -> int:
-    """Input-space pixels per code cell of ``rep_name`` (:data:`STRIDES`);
-    ValueError for a representation without a decoder geometry."""
-    if rep_name not in STRIDES:
-        raise ValueError(f"no decoder geometry for {rep_name!r}; decoders exist for "
-                         f"{', '.join(STRIDES)}")
-    return STRIDES[rep_name]
+    """Input-space pixels per code cell of ``rep_name`` (:data:`STRIDES`, or a
+    network tap's :func:`tap_geometry`); ValueError for a representation
+    without a decoder geometry."""
+    if rep_name in STRIDES:
+        return STRIDES[rep_name]
+    if is_network_tap(rep_name):
+        return tap_geometry(rep_name)[0]
+    raise ValueError(f"no decoder geometry for {rep_name!r}; decoders exist for "
+                     f"{', '.join(STRIDES)} and {', '.join(NETWORK_FAMILIES)}:LAYER")
 
 
 def upsampling_factors(stride: int) -> tuple[int, ...]:
@@ -74,7 +132,9 @@ def upsampling_factors(stride: int) -> tuple[int, ...]:
 
 class ConvDecoder(nn.Module):
     """Code ``(N, h, w, K)`` → image ``(N, stride·h, stride·w, C)``, both
-    in units scaled to about 1 (see :class:`Decoder` for the scales).
+    in units scaled to about 1 (see :class:`Decoder` for the scales); with
+    ``grid = (gh, gw)``, a vector code ``(N, K)`` → ``(N, stride·gh,
+    stride·gw, C)``.
 
     Attributes:
       channels: C, the channels of the representation's input space.
@@ -82,15 +142,24 @@ class ConvDecoder(nn.Module):
         stage per prime factor (:func:`upsampling_factors`).
       width: channels at the code's resolution.
       blocks: residual blocks (two 3 × 3 convolutions each) at that resolution.
+      grid: ``None`` for a code with a grid (the convolutional decoder of
+        every older file, parameters and arithmetic unchanged); ``(gh, gw)``
+        for a vector code: a Dense layer to ``gh·gw·width`` values, reshaped
+        to that grid, comes first.
     """
 
     channels: int = 1
     stride: int = 8
     width: int = 64
     blocks: int = 2
+    grid: tuple[int, int] | None = None
 
     @nn.compact
     def __call__(self, code: Array) -> Array:
+        if self.grid is not None:
+            gh, gw = self.grid
+            code = nn.relu(nn.Dense(gh * gw * self.width)(code))
+            code = code.reshape(code.shape[0], gh, gw, self.width)
         x = nn.relu(nn.Conv(self.width, (3, 3))(code))
         for _ in range(self.blocks):
             y = nn.relu(nn.Conv(self.width, (3, 3))(x))
@@ -123,7 +192,9 @@ class Decoder:
       rep: the representation's registry name (``"hog"``, ``"hogb"``,
         ``"dsift"``: :func:`jinvert.registry.resolve_representation`).
       architecture: the :class:`ConvDecoder` fields (``channels``,
-        ``stride``, ``width``, ``blocks``) and ``code_channels`` K.
+        ``stride``, ``width``, ``blocks``, and for a vector code ``grid``)
+        and ``code_channels`` K (a vector code's length); for a vector code
+        also ``size`` ``[H, W]``, the only output size.
       code_scale: the code is divided by it before the network (the RMS of
         the training codes).
       pixel_scale: the network's output is multiplied by it to give
@@ -141,32 +212,54 @@ class Decoder:
 
     def __post_init__(self):
         arch = dict(self.architecture)
-        module = ConvDecoder(**{k: arch[k] for k in ("channels", "stride", "width", "blocks")})
+        grid = arch.get("grid")
+        module = ConvDecoder(**{k: arch[k] for k in ("channels", "stride", "width", "blocks")},
+                             grid=None if grid is None else tuple(int(g) for g in grid))
         object.__setattr__(self, "module", module)
+
+    @property
+    def vector(self) -> bool:
+        """Whether this decoder takes vector codes ``(K,)`` (and makes images
+        of one size, ``architecture["size"]``)."""
+        return self.architecture.get("grid") is not None
 
     def __call__(self, codes, shape=None) -> Array:
         """Decode codes into input-space images, in one pass.
 
         Args:
-          codes: one code ``(h, w, K)`` or a batch ``(B, h, w, K)``.
+          codes: one code ``(h, w, K)`` or a batch ``(B, h, w, K)``; for a
+            vector-code decoder (:attr:`vector`) ``(K,)`` or ``(B, K)``.
           shape: ``(H, W)`` or ``(H, W, C)`` of the images; default
-            ``(stride·h, stride·w)``.
+            ``(stride·h, stride·w)``, or a vector-code decoder's one size.
 
         Returns:
           float32 ``(H, W, C)`` or ``(B, H, W, C)`` in the representation's
           input space (HOG: grey levels 255·g − 128).
+
+        Raises:
+          ValueError: codes of another shape; for a vector-code decoder, a
+            ``shape`` other than the size it was trained for.
         """
         codes = jnp.asarray(codes, jnp.float32)
         given = tuple(codes.shape)
-        single = codes.ndim == 3
+        rank = 1 if self.vector else 3
+        single = codes.ndim == rank
         if single:
             codes = codes[None]
         k = int(self.architecture["code_channels"])
-        if codes.ndim != 4 or codes.shape[-1] != k:
-            raise ValueError(f"this decoder takes codes (h, w, {k}) or (B, h, w, {k}) of "
+        if codes.ndim != rank + 1 or codes.shape[-1] != k:
+            want = f"({k},) or (B, {k})" if self.vector else f"(h, w, {k}) or (B, h, w, {k})"
+            raise ValueError(f"this decoder takes codes {want} of "
                              f"{self.rep!r} as jinvert.registry.resolve_representation"
                              f"({self.rep!r}) computes them; got shape {given}")
         stride = int(self.architecture["stride"])
+        if self.vector:
+            size = tuple(int(s) for s in self.architecture["size"])
+            if shape is not None and tuple(int(s) for s in shape)[:2] != size:
+                raise ValueError(f"this {self.rep} decoder takes vector codes and makes "
+                                 f"{size[0]} × {size[1]} images only (the size it was "
+                                 f"trained at); asked for {tuple(shape)[:2]}")
+            shape = size
         if shape is None:
             shape = (stride * codes.shape[1], stride * codes.shape[2])
         shape = tuple(int(s) for s in shape)[:2]

@@ -239,6 +239,22 @@ def _started(start: Start, noise, shape, sigma, parameterization):
     return layouts[images.ndim] / sigma + jnp.float32(init_noise) * noise
 
 
+def _initial_state(optimizer: optax.GradientTransformation, params):
+    """``optimizer.init(params)``, compiled when ``init`` is hashable (the
+    paper's SGD; optax's own are, by identity): op by op, its zeros and
+    constants compiled a small program each on every run (issue 28)."""
+    try:
+        hash(optimizer.init)
+    except TypeError:
+        return optimizer.init(params)
+    return _compiled_init(optimizer.init, params)
+
+
+_compiled_init = jax.jit(lambda init, params: init(params), static_argnums=0)
+#: The one problem of an unbatched run, without its batch axis.
+_first = jax.jit(lambda tree: jax.tree_util.tree_map(lambda a: a[0], tree))
+
+
 def _run(step, chunk, params, state, total: int, per_call: int, report) -> tuple[Any, list]:
     """Run ``total`` iterations from ``params, state``.
 
@@ -261,13 +277,14 @@ def _run(step, chunk, params, state, total: int, per_call: int, report) -> tuple
     done = 0
     while done < total:
         if per_call == 1:
-            params, state, terms = step(params, state, jnp.int32(done))
+            # NumPy scalars: jnp.int32 would compile a conversion per run.
+            params, state, terms = step(params, state, np.int32(done))
             n, last = 1, (lambda terms=terms: terms)
         else:
             n = min(per_call, total - done)
             if report.interval is not None:
                 n = min(n, report.interval - done % report.interval)
-            params, state, terms = chunk(params, state, jnp.int32(done), jnp.int32(n))
+            params, state, terms = chunk(params, state, np.int32(done), np.int32(n))
             last = (lambda terms=terms, n=n: {k: v[n - 1] for k, v in terms.items()})
         calls.append((n, terms))
         done += n
@@ -391,7 +408,7 @@ def minimize(rep, energy, *, key, shape=None, samples: int = 1, config: Config |
 
     report = Reports(run.loop.progress, run.config.iterations)
     try:
-        params, calls = _run(step, chunk, run.params, run.optimizer.init(run.params),
+        params, calls = _run(step, chunk, run.params, _initial_state(run.optimizer, run.params),
                              run.config.iterations, run.per_call, report)
     finally:
         report.close()
@@ -399,7 +416,7 @@ def minimize(rep, energy, *, key, shape=None, samples: int = 1, config: Config |
                                     parameterization=static["parameterization"])
     history = _history(calls, run.per_call)
     if not run.batched:
-        images, codes = images[0], codes[0]
+        images, codes = _first((images, codes))
         history = {k: v[0] for k, v in history.items()}
     return InversionResult(images=images, codes=codes, history=history, config=run.config)
 
@@ -444,7 +461,7 @@ def _prepare(rep, energy, key, shape, samples, config, optimizer, parameterizati
     params, tkeys = compiled.start(key, batch=count, samples=samples,
                                    per_code_keys=per_problem_keys,
                                    parameterization=parameterization)
-    sigma = jnp.float32(config.sigma)
+    sigma = np.float32(config.sigma)
     params = _started(start, params, shape, sigma, parameterization)
     problem = Problem((per_problem, terms.priors(config)), tkeys, sigma)
     static = dict(parameterization=parameterization, transform=transforms,

@@ -10,6 +10,8 @@ decoder's output.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,45 +24,58 @@ from jinvert.objective import reference_norm2
 
 Array = jax.Array
 
-def _check_codes(rep, code, shape, mask) -> tuple[Array, Array, bool]:
-    """``(codes (B, *code), mask (B, *code) 0/1 float32, batched)``, as JAX
-    arrays (device or sharded arrays keep their placement), or ValueError."""
+def _check_codes(rep, code, shape, mask) -> tuple[terms.Inversion, bool]:
+    """The inversion data term's arrays for the codes ``(B, *code)`` (codes,
+    0/1 float32 mask, ||M ⊙ Φ0||²; device or sharded arrays keep their
+    placement) and whether the code was a batch, or ValueError."""
     if not isinstance(code, jax.Array):
         code = np.asarray(code)
     if not np.issubdtype(code.dtype, np.number):
         raise ValueError(f"the code must be a numeric array, got dtype {code.dtype}")
-    code = jnp.asarray(code, jnp.float32)
     expected = tuple(jax.eval_shape(rep.apply,
                                     jax.ShapeDtypeStruct(shape, jnp.float32)).shape)
     if tuple(code.shape) == expected:
-        batched, codes = False, code[None]
+        batched = False
     elif code.ndim == len(expected) + 1 and tuple(code.shape[1:]) == expected:
-        batched, codes = True, code
+        batched = True
     else:
         raise ValueError(f"{rep.name} gives codes of shape {expected} for images of shape "
                          f"{shape}; got a code of shape {tuple(code.shape)} (wrong image size?)")
-    if codes.shape[0] == 0:
+    if batched and code.shape[0] == 0:
         raise ValueError("got an empty batch of codes")
-    if not bool(jnp.all(jnp.isfinite(codes))):
-        raise ValueError("the code has NaN or infinite values; compute it from a finite image")
-    if mask is None:
-        m = jnp.ones_like(codes)
-    else:
+    if mask is not None:
         if not isinstance(mask, jax.Array):
             mask = np.asarray(mask)
-        if tuple(mask.shape) == expected:
-            mask = jnp.broadcast_to(jnp.asarray(mask), codes.shape)
-        elif not (batched and tuple(mask.shape) == tuple(codes.shape)):
+        if not (tuple(mask.shape) == expected
+                or (batched and tuple(mask.shape) == tuple(code.shape))):
             raise ValueError(f"the mask must have the shape of one code {expected}"
-                             + (f" or of the batch {tuple(codes.shape)}" if batched else "")
-                             + f", got {tuple(mask.shape)}")
-        m = (jnp.asarray(mask) != 0).astype(jnp.float32)
-    peak = jnp.max(jnp.abs(codes * m).reshape(codes.shape[0], -1), axis=1)
-    if bool(jnp.any(peak == 0)):
+                             + (f" or of the batch {(code.shape[0], *expected)}" if batched
+                                else "") + f", got {tuple(mask.shape)}")
+    data, finite, peak = _data_term_arrays(code, mask, batched=batched)
+    if not bool(finite):
+        raise ValueError("the code has NaN or infinite values; compute it from a finite image")
+    if np.any(np.asarray(peak) == 0):
         if mask is None:
             raise ValueError("the code is all zeros (a blank image?); nothing to invert")
         raise ValueError("the code is all zeros where the mask selects it; nothing to invert")
-    return codes, m, batched
+    return data, batched
+
+
+@functools.partial(jax.jit, static_argnames="batched")
+def _data_term_arrays(code, mask, *, batched: bool):
+    """One compiled program (issue 28: op by op, these checks compiled a
+    dozen small programs on every run): the data term's batched arrays,
+    whether every code value is finite, and each code's largest selected
+    magnitude ``(B,)``."""
+    codes = code.astype(jnp.float32)
+    codes = codes if batched else codes[None]
+    if mask is None:
+        m = jnp.ones_like(codes)
+    else:
+        m = (jnp.broadcast_to(mask, codes.shape) != 0).astype(jnp.float32)
+    peak = jnp.max(jnp.abs(codes * m).reshape(codes.shape[0], -1), axis=1)
+    data = terms.Inversion(codes, m, reference_norm2(codes, m))
+    return data, jnp.all(jnp.isfinite(codes)), peak
 
 
 def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
@@ -126,20 +141,20 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
         ``optimizer``.
     """
     shape = image_shape(rep, shape)
-    codes, mask, batched = _check_codes(rep, code, shape, mask)
+    data, batched = _check_codes(rep, code, shape, mask)
     start = Start() if start is None else start
     if isinstance(start, Start) and start.init is not None:
         from jinvert.decoders import initial_images
 
         # A decoder's output for each code (images pass through).
-        start = Start(initial_images(start.init, rep, codes, shape), start.noise)
-    data = terms.Inversion(codes, mask, reference_norm2(codes, mask))
+        start = Start(initial_images(start.init, rep, data.target, shape), start.noise)
     return minimize(rep, terms.Batch(data) if batched else _single(data), key=key, shape=shape,
                     samples=samples, config=config, optimizer=optimizer,
                     parameterization=parameterization, transforms=transforms, start=start,
                     loop=loop)
 
 
+@jax.jit
 def _single(data: terms.Inversion) -> terms.Inversion:
     """The one code of a batch of one, without its batch axis."""
     return jax.tree_util.tree_map(lambda a: a[0], data)

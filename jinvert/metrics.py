@@ -31,6 +31,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -175,39 +177,60 @@ def ssim(a, b, *, data_range: float = 1.0, sigma: float = 1.5,
       differentiable in both images.
     """
     import jax
-    import jax.numpy as jnp
 
-    a = jnp.asarray(a, jnp.float32)
-    b = jnp.asarray(b, jnp.float32)
+    # Host arrays stay NumPy until the one compiled call; JAX arrays (and
+    # tracers, for gradients) go in as they are.
+    a = a if isinstance(a, jax.Array) else np.asarray(a, np.float32)
+    b = b if isinstance(b, jax.Array) else np.asarray(b, np.float32)
     if a.shape != b.shape:
         raise ValueError(f"ssim: shapes differ, {a.shape} and {b.shape}")
-    if a.ndim == 2:
-        a, b = a[..., None], b[..., None]
-    taps = jnp.asarray(_gaussian_taps(sigma))
-    if min(a.shape[:2]) < taps.size:
-        raise ValueError(f"ssim: images must be at least {taps.size}×{taps.size}, got {a.shape}")
+    size = _gaussian_taps(sigma).size
+    if a.ndim not in (2, 3) or min(a.shape[:2]) < size:
+        raise ValueError(f"ssim: images must be (H, W) or (H, W, C), at least {size}×{size}, "
+                         f"got {a.shape}")
+    return _compiled_ssim()(a, b, data_range=float(data_range), sigma=float(sigma),
+                            k1=float(k1), k2=float(k2))
 
-    def blur(x):
-        # Separable valid filtering of every channel: (H, W, C) → (H−2r, W−2r, C).
-        x = jnp.moveaxis(x, -1, 0)[:, None]                       # (C, 1, H, W)
-        # Full float32 on every backend (not TF32 on NVIDIA GPUs).
-        highest = jax.lax.Precision.HIGHEST
-        x = jax.lax.conv(x, taps[None, None, :, None], (1, 1), "VALID", precision=highest)
-        x = jax.lax.conv(x, taps[None, None, None, :], (1, 1), "VALID", precision=highest)
-        return jnp.moveaxis(x[:, 0], 0, -1)
 
-    mu_a, mu_b = blur(a), blur(b)
-    # (Co)variances from images centred on their global means: they do not
-    # change, and E[x²] − E[x]² cancels far less in float32.
-    ca, cb = a - jnp.mean(a), b - jnp.mean(b)
-    mu_ca, mu_cb = blur(ca), blur(cb)
-    var_a = blur(ca * ca) - mu_ca ** 2
-    var_b = blur(cb * cb) - mu_cb ** 2
-    cov = blur(ca * cb) - mu_ca * mu_cb
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)
-                / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)))
-    return jnp.mean(ssim_map)
+@functools.lru_cache(maxsize=None)
+def _compiled_ssim():
+    """:func:`ssim`'s arithmetic as one compiled program (made on first use,
+    so that importing this module does not import JAX): op by op it
+    compiled twenty small programs on every run of the ``jinvert`` command
+    (issue 28)."""
+    import jax
+    import jax.numpy as jnp
+
+    def compute(a, b, *, data_range, sigma, k1, k2):
+        a = jnp.asarray(a, jnp.float32)
+        b = jnp.asarray(b, jnp.float32)
+        if a.ndim == 2:
+            a, b = a[..., None], b[..., None]
+        taps = jnp.asarray(_gaussian_taps(sigma))
+
+        def blur(x):
+            # Separable valid filtering of every channel: (H, W, C) → (H−2r, W−2r, C).
+            x = jnp.moveaxis(x, -1, 0)[:, None]                       # (C, 1, H, W)
+            # Full float32 on every backend (not TF32 on NVIDIA GPUs).
+            highest = jax.lax.Precision.HIGHEST
+            x = jax.lax.conv(x, taps[None, None, :, None], (1, 1), "VALID", precision=highest)
+            x = jax.lax.conv(x, taps[None, None, None, :], (1, 1), "VALID", precision=highest)
+            return jnp.moveaxis(x[:, 0], 0, -1)
+
+        mu_a, mu_b = blur(a), blur(b)
+        # (Co)variances from images centred on their global means: they do not
+        # change, and E[x²] − E[x]² cancels far less in float32.
+        ca, cb = a - jnp.mean(a), b - jnp.mean(b)
+        mu_ca, mu_cb = blur(ca), blur(cb)
+        var_a = blur(ca * ca) - mu_ca ** 2
+        var_b = blur(cb * cb) - mu_cb ** 2
+        cov = blur(ca * cb) - mu_ca * mu_cb
+        c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+        ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)
+                    / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)))
+        return jnp.mean(ssim_map)
+
+    return jax.jit(compute, static_argnames=("data_range", "sigma", "k1", "k2"))
 
 
 def image_errors(pictures, reference_pictures, *, data_range: float = 1.0) -> dict:

@@ -49,8 +49,10 @@ class Representation:
         :class:`jinvert.Config` (what :func:`jinvert.invert` uses unless
         given another). A mapping is turned into ``Config().replace(**it)``
         (an unknown setting raises).
-      validate: optional check of a concrete input-space image
-        ``(H, W, C)``; raises ``ValueError`` with a message for people.
+      validate: optional check of an input-space image's shape: it is
+        given a stand-in of the shape ``(H, W, C)`` (NumPy, no values, so
+        that no small program is compiled for it); raises ``ValueError``
+        with a message for people.
       apply_batch: optional Φ of a batch, ``(N, H, W, C) -> (N, *code)``,
         equal to ``vmap(apply)`` but faster (e.g. a CNN that runs its
         convolutions image by image, see :func:`jinvert.alexnet`). When
@@ -127,8 +129,8 @@ class Representation:
                 f"{self.name}: expected an image (H, W), (H, W, C) or a batch "
                 f"(N, H, W, C); got an array of shape {tuple(x.shape)}")
         if self.validate is not None and not isinstance(x, jax.core.Tracer):
-            for image in (x if x.ndim == 4 else x[None]):
-                self.validate(image)
+            # Every image of a batch has the same shape: one stand-in.
+            self.validate(np.broadcast_to(np.float32(0), x.shape[-3:]))
         if self.compiled_call and not isinstance(x, jax.core.Tracer):
             return self._compiled(x.ndim == 4)(x)
         return self.batch_apply(x) if x.ndim == 4 else self.apply(x)
@@ -150,7 +152,8 @@ class Representation:
 
     def deprocess(self, x) -> Array:
         """Input-space image ``(H, W, C)`` -> ``(H, W, 3)`` in [0, 1]."""
-        return self.deprocess_fn(jnp.asarray(x))
+        return self.deprocess_fn(x if isinstance(x, jax.Array)
+                                 else jax.device_put(np.asarray(x, np.float32)))
 
     def __repr__(self) -> str:
         return f"Representation({self.name!r}: {self.description})"
@@ -181,6 +184,11 @@ def as_float_array(x) -> Array:
     return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
 
 
+@jax.jit
+def _all_finite(x) -> Array:
+    return jnp.all(jnp.isfinite(x))
+
+
 def check_image_array(x, *, name: str = "image"):
     """Turn ``x`` into a float32 array, or raise ValueError saying why not.
 
@@ -197,8 +205,16 @@ def check_image_array(x, *, name: str = "image"):
         raise ValueError(f"{name}: expected a real image, got complex values")
     if arr.size == 0:
         raise ValueError(f"{name}: got an empty array of shape {arr.shape}")
-    arr = jnp.asarray(arr, dtype=jnp.float32)
-    if not bool(jnp.all(jnp.isfinite(arr))):
+    # Checked where the array is (NumPy on the host, one compiled program
+    # on a device): op by op, each check would compile a program per run.
+    if isinstance(arr, jax.Array):
+        arr = arr if arr.dtype == jnp.float32 else arr.astype(jnp.float32)
+        finite = bool(_all_finite(arr))
+    else:
+        arr = np.asarray(arr, dtype=np.float32)
+        finite = bool(np.isfinite(arr).all())
+        arr = jax.device_put(arr)  # (jnp.asarray compiles a copy per shape)
+    if not finite:
         raise ValueError(
             f"{name}: the image has NaN or infinite pixels; expected finite values")
     return arr

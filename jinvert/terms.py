@@ -92,7 +92,10 @@ def _weight(value, what: str) -> Array:
         raise ValueError(f"{what} must be a number, got {value!r}")
     if not isinstance(w, jax.core.Tracer) and not bool(np.all(np.isfinite(np.asarray(w)))):
         raise ValueError(f"{what} must be finite, got {value!r}")
-    return jnp.asarray(w, jnp.float32)
+    if isinstance(w, jax.Array):
+        return w.astype(jnp.float32)
+    # Rounded on the host (jnp.asarray would compile a conversion per run).
+    return jax.device_put(np.asarray(w, np.float32))
 
 
 def term_class(data: tuple[str, ...], meta: tuple[str, ...] = ()):
@@ -303,8 +306,14 @@ def batched(energy: Term, count: int) -> Batch:
     """``energy`` for ``count`` problems (every leaf broadcast along a new
     leading axis)."""
     _leaves(energy)  # validates
-    return Batch(jax.tree_util.tree_map(
-        lambda a: jnp.broadcast_to(jnp.asarray(a), (count,) + jnp.shape(a)), energy))
+    return Batch(_broadcast_leaves(energy, count))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _broadcast_leaves(energy, count: int):
+    # One compiled program, not one per leaf on every run (issue 28).
+    return jax.tree_util.tree_map(
+        lambda a: jnp.broadcast_to(a, (count,) + jnp.shape(a)), energy)
 
 
 def stack(energies) -> Batch:

@@ -298,10 +298,11 @@ def run(args) -> int:
         print(f"decoder alone (the start): {ERROR_NAME} = "
               f"{100 * code_error(decoded[1], code):.2f} %")
     photo = np.clip(np.asarray(rep.deprocess(x0)), 0.0, 1.0)
+    reconstructions = np.asarray(result.images)
     for k in range(args.samples):
         # Image space too (beyond the paper): SSIM of the picture to the photo
         # as the representation saw it.
-        picture = np.clip(np.asarray(rep.deprocess(result.images[k])), 0.0, 1.0)
+        picture = np.clip(np.asarray(rep.deprocess(reconstructions[k])), 0.0, 1.0)
         print(f"sample {k + 1}: {ERROR_NAME} = {100 * code_error(codes[k], code):.2f} %; "
               f"SSIM to the photo = {float(ssim(picture, photo)):.3f}")
     print("  (not the paper's Table-1 metric, which normalises by the distances between\n"

@@ -16,8 +16,8 @@ from jinvert.reproduce import wrap_text as _wrap
 def add_parser(sub) -> None:
     """Add the ``train-decoder`` subcommand (:func:`jinvert.decoder_training.train`)
     to the subparsers ``sub``."""
-    from jinvert.decoder_network import STRIDES
-    from jinvert.decoder_training import CROPS, TrainSettings
+    from jinvert.decoder_network import NETWORK_FAMILIES, STRIDES
+    from jinvert.decoder_training import CROPS, FEATURE_WEIGHTS, TAP_SIDE, TrainSettings
 
     d = TrainSettings()
     t = sub.add_parser(
@@ -25,16 +25,20 @@ def add_parser(sub) -> None:
         description=_wrap("Beyond the paper: train a small convolutional network that "
                           "maps a representation's code back to an image in one pass "
                           "(a learned inverter, like HOGgle), on random crops, flips and "
-                          "rescales of the photos in DIR. Its weights file gives an "
+                          "rescales of the photos in DIR (for a network tap such as "
+                          "efficientnet:block9: on the whole photos and their mirrors, "
+                          "their codes computed once). Its weights file gives an "
                           "instant reconstruction and a warm start for 'jinvert invert "
                           "--init decoder:FILE'. A progress bar (in a log, plain lines "
                           "every 10 %); "
                           "a checkpoint every --checkpoint-every steps, from which "
                           "--resume continues to the weights an uninterrupted run gives."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--rep", default="hog", choices=tuple(STRIDES),
-                   help="representation (default: hog)")
-    t.add_argument("--images", required=True, metavar="DIR",
+    families = " or ".join(f"{f}:LAYER" for f in NETWORK_FAMILIES)
+    t.add_argument("--rep", default="hog", type=_decodable, metavar="NAME",
+                   help=f"representation: {', '.join(STRIDES)} or {families}, "
+                        f"e.g. efficientnet:block9 (default: hog)")
+    t.add_argument("--images", "--photos", dest="images", required=True, metavar="DIR",
                    help="folder of training photos, taken in sorted file-name order")
     t.add_argument("--limit", type=positive_int, metavar="N",
                    help="train on the first N photos only (e.g. 80, holding out the rest)")
@@ -47,13 +51,17 @@ def add_parser(sub) -> None:
     t.add_argument("--crop", type=positive_int, default=d.crop, metavar="PIXELS",
                    help="side of the square training crops (default: the "
                         "representation's, " + ", ".join(f"{k} {v}" for k, v in CROPS.items())
-                        + ")")
+                        + f"); for a network tap the side of the whole photos (default "
+                          f"{TAP_SIDE}; a vector code's decoder, pool or logits, makes "
+                          f"that size only)")
     t.add_argument("--learning-rate", type=non_negative_float, default=d.learning_rate,
                    metavar="LR", help=f"Adam's peak learning rate (default: {d.learning_rate})")
     t.add_argument("--feature-weight", type=non_negative_float, default=d.feature_weight,
                    metavar="X", help="weight of the feature loss ||phi(decoded) - "
                                      "phi0||^2/||phi0||^2 beside the pixel loss "
-                                     f"(default: {d.feature_weight})")
+                                     f"(default: {FEATURE_WEIGHTS['shallow']:g} for "
+                                     f"{', '.join(STRIDES)}, "
+                                     f"{FEATURE_WEIGHTS['tap']:g} for network taps)")
     t.add_argument("--width", type=positive_int, default=d.width, metavar="C",
                    help=f"channels at the code's resolution (default: {d.width})")
     t.add_argument("--blocks", type=int, default=d.blocks, metavar="N",
@@ -68,6 +76,21 @@ def add_parser(sub) -> None:
                    help="steps between checkpoints (default: 200)")
     t.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint, if there is one")
+
+
+def _decodable(name: str) -> str:
+    """``--rep``: a representation a decoder can be trained for (its
+    geometry known: :func:`jinvert.decoder_network.stride_of`), or an
+    argparse error naming the valid ones."""
+    from jinvert.decoder_network import stride_of
+
+    family, colon, layer = name.strip().partition(":")
+    name = family.lower() + colon + layer
+    try:
+        stride_of(name)
+    except (ValueError, ImportError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return name
 
 
 def run(args) -> int:

@@ -439,7 +439,7 @@ def layer_defaults(layer: str) -> Config:
 
 
 def _validate(x) -> None:
-    x = np.asarray(x)
+    x = np.broadcast_to(np.float32(0), np.shape(x))
     if x.ndim != 3 or x.shape[-1] != 3:
         raise ValueError(f"efficientnet: expected an RGB input (H, W, 3), got shape {x.shape}; "
                          f"use Representation.preprocess on an image in [0, 1]")
