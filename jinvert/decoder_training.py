@@ -89,8 +89,9 @@ def training_pool(rep, photos: Sequence[np.ndarray], sizes: Sequence[int] = TRAI
 
 def input_images(rep, photos: Sequence[np.ndarray], side: int) -> np.ndarray:
     """Photos resized and centre-cropped to ``side`` × ``side``, in ``rep``'s
-    input space, for a representation whose ``preprocess`` maps to a fixed
-    input size (EfficientNet's 224 × 224) and is otherwise pointwise.
+    input space: for a representation whose ``preprocess`` maps to a fixed
+    input size (EfficientNet's 224 × 224) and is otherwise pointwise, or one
+    of any size (``input_size`` None: its ``preprocess`` as it is).
 
     Why not ``rep.preprocess`` of the small picture: it would enlarge it to
     224 again. The picture is put in the corner of a blank canvas of the
@@ -106,10 +107,14 @@ def input_images(rep, photos: Sequence[np.ndarray], side: int) -> np.ndarray:
     """
     from jinvert import images as im
 
-    full = tuple(int(n) for n in (rep.input_size or (side, side)))
+    out = []
+    if rep.input_size is None:  # a representation of any size: its own preprocess
+        for photo in photos:
+            out.append(np.asarray(rep.preprocess(im.resize_and_crop(photo, (side, side)))))
+        return np.stack(out).astype(np.float32)
+    full = tuple(int(n) for n in rep.input_size)
     if side > min(full):
         raise ValueError(f"side {side} is larger than {rep.name}'s input size {full}")
-    out = []
     for photo in photos:
         pixels = im.resize_and_crop(photo, (side, side))
         canvas = np.zeros(full + pixels.shape[2:], np.float32)

@@ -15,6 +15,7 @@ import glob
 import importlib.util
 import json
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -212,3 +213,101 @@ def test_decoder_benchmark_scores_its_runs(tmp_path, capsys):
     # decoder keep most of its lead over the runs from noise.
     assert len({tuple(alone), tuple(cold), tuple(warmed)}) == 3
     assert warmed.mean() < 0.75 * cold.mean()
+
+
+_FIRST_SLOW = ("import os, sys, time; c = os.environ['JINVERT_CACHE_DIR']; "
+               "first = not os.path.exists(c); os.makedirs(c, exist_ok=True); "
+               "time.sleep(0.8 if first else 0.2)")
+
+
+def test_main_job_benchmark_times_first_run_and_rerun_on_one_fresh_cache(tmp_path, capsys):
+    """benchmarks/main_job.py (README's timings of the main job): each trial
+    gives the two runs one fresh cache, so a command that is slow only while
+    its cache is empty reads slow then fast, in every trial; the ratio column
+    is rerun / first of the row's own numbers and the medians are medians."""
+    out = tmp_path / "t.md"
+    command = f"{sys.executable} -c \"{_FIRST_SLOW}\""
+    assert _benchmark("main_job").main(["--trials", "3", "--command", command,
+                                        "--out", str(out)]) == 0
+    rows = [r for r in out.read_text().splitlines() if r.startswith("| ")][1:]
+    numbers = [[float(c.strip(" *")) for c in r.split("|")[2:5]] for r in rows]
+    assert len(numbers) == 4
+    for first, rerun, ratio in numbers[:3]:
+        assert first >= 0.8 and 0.2 <= rerun < first - 0.4
+        assert ratio == pytest.approx(rerun / first, abs=0.006)
+    median = [sorted(n[i] for n in numbers[:3])[1] for i in (0, 1)]
+    assert numbers[3][:2] == pytest.approx(median, abs=0.006)
+    assert "rerun / first <= 0.45" in capsys.readouterr().out
+
+
+def test_decoder_taps_benchmark_scores_its_three_methods(tmp_path, capsys):
+    """benchmarks/decoder_taps.py at 32 × 32, two taps (a spatial one and the
+    vector logits), 2 training and 2 held-out photos: each table row is what
+    its kept reconstructions score, recomputed here."""
+    import dataclasses
+    from skimage import data
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, photo in (("a", data.astronaut()), ("b", data.coffee()), ("c", data.chelsea()),
+                        ("d", data.rocket())):
+        images.save_image(folder / f"{name}.png", photo / 255.0)
+    out = tmp_path / "taps"
+    benchmark = _benchmark("decoder_taps")
+    assert benchmark.main(["--images", str(folder), "--photos", "2,2", "--taps", "stem,logits",
+                           "--size", "32", "--steps", "4", "--iterations", "4", "--width", "8",
+                           "--out", str(out)]) == 0
+    capsys.readouterr()
+    with open(out / "decoder_taps.json", encoding="utf-8") as f:
+        saved = json.load(f)
+    with open(out / "decoder_taps.md", encoding="utf-8") as f:
+        table = f.read()
+    assert saved["photos"] == ["c", "d"] and os.path.exists(out / "decoder_taps.png")
+    photos = common.load_image_set(str(folder))[2:]
+    # The held-out photos at 32 × 32 in EfficientNet's input space, (255·x − 127)/128.
+    x0 = np.stack([(255 * images.resize_and_crop(p.pixels, (32, 32)) - 127) / 128
+                   for p in photos]).astype(np.float32)
+    keys = jnp.stack([common.image_key(jax.random.PRNGKey(0), p.name) for p in photos])
+    for tap, entry in zip(("stem", "logits"), saved["taps"]):
+        assert entry["tap"] == tap and entry["steps"] == 4 and entry["train_seconds"] > 0
+        rep = dataclasses.replace(resolve_representation(f"efficientnet:{tap}"),
+                                  input_size=None)               # any size, for invert
+        refs = _codes(rep, x0)
+        decoder = decoders.load(out / f"{tap}.npz")
+        assert decoder.rep == f"efficientnet:{tap}" and decoder.training["step"] == 4
+        rows = {r["method"]: r for r in entry["rows"]}
+        config = rep.defaults.with_iterations(4)
+        (noise_file,) = glob.glob(str(out / f"{tap}-*-noise.npz"))
+        (warm_file,) = glob.glob(str(out / f"{tap}-*-decoder-*.npz"))
+        kept = {}
+        for key, path in (("noise", noise_file), ("warm", warm_file)):
+            with np.load(path) as f:
+                kept[key] = f["images"]
+        # One run of each kind redone (each a compilation of EfficientNet's
+        # step): from noise for stem, from the decoder for logits.
+        if tap == "stem":
+            plain = jinvert.invert(rep, refs, key=keys, shape=x0.shape[1:], config=config)
+            np.testing.assert_allclose(kept["noise"], np.asarray(plain.images)[:, 0],
+                                       atol=1e-3)
+        else:
+            warm = jinvert.invert(rep, refs, key=keys, shape=x0.shape[1:], config=config,
+                                  start=jinvert.Start(decoder, noise=0.1))
+            np.testing.assert_allclose(kept["warm"], np.asarray(warm.images)[:, 0], atol=1e-3)
+        errs = []
+        for label, reconstructions in (
+                (benchmark.DECODER, np.asarray(decoder(refs, x0.shape[1:]))),
+                (benchmark.OPTIMISATION, kept["noise"]), (benchmark.WARM, kept["warm"])):
+            err = _paper_error(_codes(rep, reconstructions), refs)
+            np.testing.assert_allclose(rows[label]["error"], err, rtol=1e-3)
+            shown = np.clip((reconstructions * 128 + 127) / 255, 0, 1).reshape(2, -1)
+            ref = np.clip((x0 * 128 + 127) / 255, 0, 1).reshape(2, -1).astype(np.float64)
+            pixel = 100 * np.linalg.norm(shown - ref, axis=1) / np.linalg.norm(ref[0] - ref[1])
+            np.testing.assert_allclose(rows[label]["image_error"], pixel, rtol=1e-4)
+            assert all(-1 < v <= 1 for v in rows[label]["ssim"])
+            # The Markdown table: this tap's section, mean ± population std.
+            section = table.split(f"## {tap} ")[1].split("## ")[0]
+            cells = _table(section, [label])
+            assert _mean_std(cells[1]) == pytest.approx((err.mean(), err.std()), abs=6e-3)
+            assert _mean_std(cells[2]) == pytest.approx((pixel.mean(), pixel.std()), abs=6e-3)
+            errs.append(tuple(err))
+        assert len(set(errs)) == 3                               # three methods, three results
