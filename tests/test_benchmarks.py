@@ -234,7 +234,8 @@ def test_main_job_benchmark_times_first_run_and_rerun_on_one_fresh_cache(tmp_pat
     assert len(numbers) == 4
     for first, rerun, ratio in numbers[:3]:
         assert first >= 0.8 and 0.2 <= rerun < first - 0.4
-        assert ratio == pytest.approx(rerun / first, abs=0.006)
+        # From the unrounded seconds: the printed ones are rounded to 0.01 s.
+        assert ratio == pytest.approx(rerun / first, abs=0.015)
     median = [sorted(n[i] for n in numbers[:3])[1] for i in (0, 1)]
     assert numbers[3][:2] == pytest.approx(median, abs=0.006)
     assert "rerun / first <= 0.45" in capsys.readouterr().out
