@@ -203,3 +203,16 @@ def figure_texts(monkeypatch):
     real = figures.save
     monkeypatch.setattr(figures, "save", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
     return drawn
+
+
+@pytest.fixture
+def two_photo_folder(tmp_path):
+    """A folder of two overlapping crops of the bundled photo (a.png, b.png),
+    the training images of the decoder commands' tests."""
+    from jinvert import images
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = images.load_image()
+    images.save_image(folder / "a.png", photo[:, :200])
+    images.save_image(folder / "b.png", photo[:, 56:])
+    return folder

@@ -155,12 +155,8 @@ def test_saved_tap_decoders_reload_to_identical_outputs(tap, stem, logits, tmp_p
         assert ("params/Dense_0/kernel" in f.files) == (tap == "logits")
 
 
-def test_cli_trains_a_tap_decoder_resumably(tmp_path, capsys):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    photo = images.load_image()
-    images.save_image(folder / "a.png", photo[:, :200])
-    images.save_image(folder / "b.png", photo[:, 56:])
+def test_cli_trains_a_tap_decoder_resumably(tmp_path, capsys, two_photo_folder):
+    folder = two_photo_folder
     out = str(tmp_path / "block2.npz")
     argv = ["train-decoder", "--rep", "efficientnet:block2", "--photos", str(folder),
             "--out", out, "--steps", "4", "--batch-size", "2", "--crop", "32", "--width", "8",

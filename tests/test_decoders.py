@@ -239,12 +239,8 @@ def test_bad_init_is_refused(trained):
         jinvert.invert(hogb, hogb(x0), start=Start(decoder), **kw)
 
 
-def test_cli_trains_a_decoder_and_starts_from_it(tmp_path, capsys, monkeypatch):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    photo = images.load_image()
-    images.save_image(folder / "a.png", photo[:, :200])
-    images.save_image(folder / "b.png", photo[:, 56:])
+def test_cli_trains_a_decoder_and_starts_from_it(tmp_path, capsys, monkeypatch, two_photo_folder):
+    folder = two_photo_folder
     out = str(tmp_path / "dec.npz")
     assert cli.main(["train-decoder", "--images", str(folder), "--out", out, "--steps", "4",
                      "--batch-size", "2", "--crop", "32", "--width", "8", "--blocks", "0", "--feature-weight", "0",
