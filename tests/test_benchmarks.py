@@ -15,6 +15,7 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import sys
 
 import jax
@@ -228,7 +229,7 @@ def test_main_job_benchmark_times_first_run_and_rerun_on_one_fresh_cache(tmp_pat
     out = tmp_path / "t.md"
     command = f"{sys.executable} -c \"{_FIRST_SLOW}\""
     assert _benchmark("main_job").main(["--trials", "3", "--command", command,
-                                        "--out", str(out)]) == 0
+                                        "--imports", "json,pytest", "--out", str(out)]) == 0
     rows = [r for r in out.read_text().splitlines() if r.startswith("| ")][1:]
     numbers = [[float(c.strip(" *")) for c in r.split("|")[2:5]] for r in rows]
     assert len(numbers) == 4
@@ -238,7 +239,23 @@ def test_main_job_benchmark_times_first_run_and_rerun_on_one_fresh_cache(tmp_pat
         assert ratio == pytest.approx(rerun / first, abs=0.015)
     median = [sorted(n[i] for n in numbers[:3])[1] for i in (0, 1)]
     assert numbers[3][:2] == pytest.approx(median, abs=0.006)
-    assert "rerun / first <= 0.45" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "rerun / first <= 0.45" in printed
+    # The import line: each module named with its own version (json has none).
+    imports = re.search(r"`import json` ([0-9.]+) s \(no version\), "
+                        r"`import pytest` ([0-9.]+) s \((.*?)\)", printed)
+    assert imports and imports.group(3) == pytest.__version__
+    assert 0 <= float(imports.group(1)) < 5 and imports.group(0) in out.read_text()
+    if os.path.exists("/proc/stat"):
+        assert re.search(r"stolen by the hypervisor during the trials: \d+ %", printed)
+
+
+def test_main_job_benchmark_stolen_share_is_steal_over_all_time():
+    """The steal line: stolen jiffies over all jiffies between two readings."""
+    benchmark = _benchmark("main_job")
+    assert benchmark.stolen_share((10, 100), (40, 200)) == pytest.approx(0.3)
+    assert benchmark.stolen_share(None, (40, 200)) is None
+    assert benchmark.stolen_share((10, 100), (10, 100)) is None
 
 
 def test_decoder_taps_benchmark_scores_its_three_methods(tmp_path, capsys):
