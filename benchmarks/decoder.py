@@ -232,9 +232,7 @@ def main(argv=None) -> int:
                      title=f"{decoder.rep}: a learned decoder, the paper's optimisation from "
                            f"noise, and the optimisation started from the decoder "
                            f"(held-out photos)",
-                     caption="error: the paper's metric, ||Phi(x*) - Phi(x)|| / N_Phi, N_Phi "
-                             "the mean distance between the codes of two different held-out "
-                             "photos")
+                     caption=figures.HELD_OUT_CAPTION)
     return 0
 
 

@@ -242,9 +242,7 @@ def main(argv=None) -> int:
                  columns=4, height=max(96, args.size),
                  title=f"EfficientNet-Lite0 taps: photo | optimisation ({args.iterations} it.) "
                        f"| learned decoder | optimisation from the decoder (held-out photos)",
-                 caption="error: the paper's metric, ||Phi(x*) - Phi(x)|| / N_Phi, N_Phi "
-                         "the mean distance between the codes of two different held-out "
-                         "photos")
+                 caption=figures.HELD_OUT_CAPTION)
     return 0
 
 

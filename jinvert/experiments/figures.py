@@ -20,6 +20,10 @@ ERROR_CAPTION = ("error: relative code error ||phi(x*)-phi(x0)|| / ||phi(x0)|| o
 MASKED_CAPTION = ("error: relative code error ||m*(phi(x*)-phi(x0))|| / ||m*phi(x0)|| of "
                   "the picture shown, on the masked part m of the code; not the "
                   "paper's Table-1 metric (see 'jinvert reproduce table1')")
+#: For figures whose labels are the paper's metric over a set of held-out
+#: photos (benchmarks/decoder.py, benchmarks/decoder_taps.py).
+HELD_OUT_CAPTION = ("error: the paper's metric, ||Phi(x*) - Phi(x)|| / N_Phi, N_Phi the mean "
+                    "distance between the codes of two different held-out photos")
 
 
 def code_error(rep, picture, code, mask=None) -> float:
