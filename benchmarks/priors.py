@@ -42,7 +42,9 @@ a fresh optimiser state):
   keep the CPU time in bounds), optimised by a user-supplied
   ``optax.adam(--dip-lr)`` at a constant rate for all iterations (a step
   decay starves it: its weights need many steps);
-* ``best``: Fourier basis + that Adam from ``--best-lr`` (see ``docs/priors.md``).
+* ``best``: Fourier basis + Adam from ``--best-lr`` with the same tenfold
+  drops (Table 1's ``fourier-adam`` variant, ``Config(update_rule="adam")``:
+  the steps of ``optax.adam`` on that schedule; see ``docs/priors.md``).
 
 The learning rates were picked on HOG, 3 photos, 200 iterations (see
 ``docs/priors.md``), i.e. on part of the test set: a mild advantage for the
@@ -67,11 +69,11 @@ import optax  # noqa: E402
 
 from jinvert.metrics import reconstruction_error, ssim  # noqa: E402
 from jinvert import Loop, invert  # noqa: E402
-from jinvert.parameterizations import deep_image_prior, fourier  # noqa: E402
+from jinvert.parameterizations import deep_image_prior  # noqa: E402
 from jinvert.registry import resolve_representation  # noqa: E402
 from jinvert.transforms import jitter  # noqa: E402
 from jinvert import images  # noqa: E402
-from jinvert.experiments import common  # noqa: E402
+from jinvert.experiments import common, variants  # noqa: E402
 
 OPTION_NAMES = ("paper", "jitter", "fourier", "adam", "dip", "best")
 
@@ -82,19 +84,22 @@ def stepped_adam(learning_rate: float, stages) -> optax.GradientTransformation:
     return optax.adam(optax.piecewise_constant_schedule(learning_rate, drops))
 
 
-def options(args, config) -> dict:
+def options(args, config, shape) -> dict:
     """name → keyword arguments of :func:`jinvert.invert` (beyond ``config``,
-    the paper's), built once per representation so that each compiles once."""
+    the paper's), built once per representation so that each compiles once.
+    ``fourier`` and ``best`` are Table 1's variants ``fourier`` and
+    ``fourier-adam`` (:mod:`jinvert.experiments.variants`) at this script's
+    rates."""
     return {
         "paper": dict(config=config),
         "jitter": dict(config=config, transforms=jitter(args.jitter)),
-        "fourier": dict(config=config.replace(learning_rate=args.fourier_lr),
-                        parameterization=fourier()),
+        "fourier": variants.invert_options("fourier", config, shape,
+                                           learning_rate=args.fourier_lr),
         "adam": dict(config=config, optimizer=stepped_adam(args.adam_lr, config.stages)),
         "dip": dict(config=config, parameterization=deep_image_prior(channels=8, depth=3),
                     optimizer=optax.adam(args.dip_lr)),
-        "best": dict(config=config, parameterization=fourier(),
-                     optimizer=stepped_adam(args.best_lr, config.stages)),
+        "best": variants.invert_options("fourier-adam", config, shape,
+                                        learning_rate=args.best_lr),
     }
 
 
@@ -138,10 +143,11 @@ def main(argv=None):
     parser.add_argument("--options", default=",".join(OPTION_NAMES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jitter", type=int, default=1, help="max shift, pixels (1)")
-    parser.add_argument("--fourier-lr", type=float, default=0.0004)
+    parser.add_argument("--fourier-lr", type=float, default=variants.FOURIER_LEARNING_RATE)
     parser.add_argument("--adam-lr", type=float, default=0.003)
     parser.add_argument("--dip-lr", type=float, default=0.002)
-    parser.add_argument("--best-lr", type=float, default=0.001)
+    parser.add_argument("--best-lr", type=float,
+                        default=variants.FOURIER_ADAM_LEARNING_RATE)
     parser.add_argument("--size", type=int, default=common.PAPER_SIZE[0],
                         help="side of the square photos, pixels (227, the paper's)")
     parser.add_argument("--out", metavar="DIR",
@@ -165,7 +171,8 @@ def main(argv=None):
     rows = []
     for name in args.reps.split(","):
         rep = resolve_representation(name)
-        table = options(args, rep.defaults.with_iterations(args.iterations))
+        table = options(args, rep.defaults.with_iterations(args.iterations),
+                        (args.size, args.size, int(rep.channels)))
         for option in chosen:
             err, err_sq, sims, diverged, seconds, arrays = run_option(
                 rep, photos, table[option], args.seed)

@@ -62,7 +62,7 @@ def names() -> list[str]:
     return list(SHALLOW) + [f"{k}:LAYER" for k in DEEP]
 
 
-def resolve_representation(name: str, weights=None):
+def resolve_representation(name: str, weights=None, *, precision: str = "highest"):
     """Build the representation called ``name``.
 
     Args:
@@ -70,6 +70,11 @@ def resolve_representation(name: str, weights=None):
         ``efficientnet:LAYER`` (case-insensitive).
       weights: path of a weight file for ``alexnet`` (passed to
         ``jinvert.weights.alexnet_from_spec``); rejected for the others.
+      precision: of a CNN's float32 convolutions and products
+        (:data:`jinvert.representation.PRECISIONS`): ``"highest"`` (default)
+        or e.g. ``"default"`` (the backend's choice: TF32 on NVIDIA GPUs).
+        HOG, HOGb and DSIFT always compute in float32: any other value is
+        rejected for them.
 
     Returns:
       a :class:`jinvert.Representation`.
@@ -87,6 +92,9 @@ def resolve_representation(name: str, weights=None):
             raise ValueError(f"representation {raw!r} takes no layer; valid names: {valid}")
         if weights is not None:
             raise ValueError(f"representation {family!r} has no weights; drop --weights")
+        if precision != "highest":
+            raise ValueError(f"representation {family!r} computes in float32 whatever the "
+                             f"precision; precision={precision!r} applies to CNNs")
         if family == "dsift":
             return importlib.import_module("jinvert.representations.dsift").dsift()
         hog = importlib.import_module("jinvert.representations.hog").hog
@@ -101,10 +109,11 @@ def resolve_representation(name: str, weights=None):
                              f"(e.g. {family}:{EXAMPLE_LAYER[family]}); layers: "
                              f"{valid_layers}")
         if family == "alexnet":  # its weights are read by jinvert.weights
-            return importlib.import_module("jinvert.weights").alexnet_from_spec(layer, weights)
+            return importlib.import_module("jinvert.weights").alexnet_from_spec(
+                layer, weights, precision=precision)
         module = importlib.import_module(f"jinvert.representations.{family}")
         if weights is not None:
             raise ValueError(f"representation {family!r} takes no --weights")
-        return module.from_spec(layer)
+        return module.from_spec(layer, precision=precision)
     raise ValueError(f"unknown representation {raw!r}; valid names: {valid}")
 

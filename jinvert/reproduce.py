@@ -104,7 +104,9 @@ DETAILS = {
                "reconstruction's PNG and code).",
         options="--rep hog|hogb|dsift (repeatable; default all three), --images, "
                 "--limit, --iterations, --batch-size, --seed, --recipe cvpr|ijcv (the "
-                "CVPR paper's settings or the IJCV 2016 recipe, jinvert.recipe).",
+                "CVPR paper's settings or the IJCV 2016 recipe, jinvert.recipe), "
+                "--variant paper,fourier,fourier-adam (beside the paper's rows, the best "
+                "options of docs/priors.md: the Fourier basis, and with Adam).",
         time="15 photos x 3 representations x 800 iterations at ~6 ms: about 5 "
              "minutes on two CPU cores (45 inversions of ~5 s each, plus "
              "compilation). On one GPU (NVIDIA H200) all 100 photos of an ImageNet "
@@ -232,6 +234,15 @@ def _add_options(p) -> None:
                    help="settings: the CVPR 2015 paper's (default) or our reading of the "
                         "IJCV 2016 recipe (bounded range, jitter, Adam; jinvert.recipe); "
                         "table1 and table3")
+    p.add_argument("--variant", action="append", metavar="NAME",
+                   help="table1: paper (default), fourier, fourier-adam (repeatable or "
+                        "comma-separated; jinvert.experiments.variants): rows beyond the "
+                        "paper, same photos and starts")
+    p.add_argument("--precision", choices=("highest", "default"), default="highest",
+                   help="deep experiments: the networks' float32 convolutions and products "
+                        "in full float32 (highest, the default) or at the backend's choice "
+                        "(default: TF32 on NVIDIA GPUs, faster); table3 tags such cells "
+                        "apart")
     p.add_argument("--own-band", action="store_true",
                    help="table3: only each layer's own lambda_V band (a third of the time)")
     distributed.add_arguments(p)

@@ -25,7 +25,7 @@ import os
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -160,8 +160,8 @@ def config_for(rep, *, iterations: int | None = None, recipe: str | None = None,
 
 
 def invert_batch(rep, codes: np.ndarray, keys, *, config: Config, samples: int = 1,
-                 masks: np.ndarray | None = None,
-                 shape=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 masks: np.ndarray | None = None, shape=None,
+                 parameterization=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Invert a batch of codes at once, sharded over every local device.
 
     Args:
@@ -174,6 +174,8 @@ def invert_batch(rep, codes: np.ndarray, keys, *, config: Config, samples: int =
       masks: optional ``(B, *code_shape)`` (or one code's shape) 0/1 masks.
       shape: ``(H, W, C)`` of the reconstructions (default rep's input size
         with its channels, or 227 × 227).
+      parameterization: what the optimiser moves (:func:`jinvert.invert`'s;
+        default the paper's pixels), e.g. a Table 1 variant's Fourier basis.
 
     Returns:
       ``(images, codes, final_energy)``: float32 ``(B, samples, H, W, C)``
@@ -203,16 +205,10 @@ def invert_batch(rep, codes: np.ndarray, keys, *, config: Config, samples: int =
     result = invert(rep, jax.device_put(codes, batch), key=jax.device_put(keys, batch),
                     mask=jax.device_put(np.ascontiguousarray(masks), batch),
                     shape=tuple(shape), samples=samples, config=config,
-                    loop=Loop(progress=False))
+                    parameterization=parameterization, loop=Loop(progress=False))
     images, out_codes, energy = (np.array(a)[:b] for a in (result.images, result.codes,
                                                             result.history["total"]))
     return images, out_codes, energy[..., -1]
-
-
-def chunks(items: Sequence, size: int) -> Iterable[Sequence]:
-    """Consecutive slices of ``items`` of length ``size`` (the last shorter)."""
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 def device_label() -> str:
@@ -237,7 +233,8 @@ def batch_slots(count: int, size: int) -> list[list[int]]:
 
 
 def invert_slots(rep, codes: np.ndarray, keys, todo, *, config: Config, samples: int = 1,
-                 shape=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 shape=None, parameterization=None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Invert the codes at the ``todo`` slots of a batch of fixed size ``B``
     (other slots: a copy of the first to do, results dropped), and restart
     from fresh noise (``fold_in(key, attempt)``) those not finite.
@@ -254,7 +251,7 @@ def invert_slots(rep, codes: np.ndarray, keys, todo, *, config: Config, samples:
     take = np.where(todo, np.arange(todo.size), int(np.flatnonzero(todo)[0]))
     codes, keys = np.asarray(codes, np.float32)[take], jnp.asarray(keys)[take]
     recon, out, energy = invert_batch(rep, codes, keys, config=config, samples=samples,
-                                      shape=shape)
+                                      shape=shape, parameterization=parameterization)
     restarts = np.zeros(todo.size, int)
     # A few random starts diverge at the paper's learning rate (HOG near flat
     # regions; skimage's "coffee"): restarted in a batch of the same size.
@@ -267,7 +264,7 @@ def invert_slots(rep, codes: np.ndarray, keys, todo, *, config: Config, samples:
         retry = jnp.stack([jax.random.fold_in(keys[i], attempt) if bad[i] else keys[i]
                            for i in range(todo.size)])
         r2, c2, e2 = invert_batch(rep, codes, retry, config=config, samples=samples,
-                                  shape=shape)
+                                  shape=shape, parameterization=parameterization)
         recon[bad], out[bad], energy[bad] = r2[bad], c2[bad], e2[bad]
         restarts[bad] = attempt
     return recon, out, energy, restarts
@@ -275,13 +272,15 @@ def invert_slots(rep, codes: np.ndarray, keys, todo, *, config: Config, samples:
 
 def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str,
                    config: Config, key, samples: int = 1, batch_size: int | None = None,
-                   save_dir: str | None = None, log: Callable[[str], None] = print) -> dict:
+                   save_dir: str | None = None, log: Callable[[str], None] = print,
+                   parameterization=None) -> dict:
     """Invert every photo not yet in ``store`` under ``tag``, batch by batch.
 
     For each photo writes a record ``{"id": f"{tag}/{name}", "tag", "image",
     "sq_distance": ||Φ(x*) − Φ(x0)||², "relative": ||Φ(x*) − Φ0|| / ||Φ0||}`` (first
     sample) and, with ``save_dir``, the reconstruction's code as
     ``save_dir/<name>.npy`` (for the normalised error) and its image as PNG.
+    ``parameterization``: as :func:`invert_batch` (``tag`` tells runs apart).
 
     Batches fixed by the photos' order (:func:`batch_slots`, :func:`invert_slots`):
     a resumed run, or one over several processes, gives bit for bit what one
@@ -316,12 +315,13 @@ def run_inversions(rep, photos: Sequence[Photo], store: ResultStore, *, tag: str
             # One iteration compiles what the real run uses: its time is compiling.
             start = time.perf_counter()
             invert_batch(rep, refs, keys, samples=samples, shape=xs.shape[1:],
-                         config=config.first_stage_only(1))
+                         config=config.first_stage_only(1), parameterization=parameterization)
             timing["compile_s"] = time.perf_counter() - start
             log(f"{tag}: compiled in {timing['compile_s']:.1f} s")
         start = time.perf_counter()
         recon, codes, energy, attempts = invert_slots(rep, refs, keys, todo, config=config,
-                                                      samples=samples, shape=xs.shape[1:])
+                                                      samples=samples, shape=xs.shape[1:],
+                                                      parameterization=parameterization)
         timing["optimise_s"] += time.perf_counter() - start
         records = []
         for j, i in ((j, i) for j, i in enumerate(slots) if todo[j]):
@@ -476,11 +476,12 @@ def deep_layers(family: str, args, default: Sequence[str] | None = None) -> list
 
 
 def deep_rep(family: str, layer: str, args):
-    """The representation ``family:layer`` (AlexNet with ``--weights``)."""
+    """``family:layer`` (AlexNet with ``--weights``) at ``--precision`` (highest)."""
     from jinvert.registry import resolve_representation
 
     weights = getattr(args, "weights", None) if family == "alexnet" else None
-    return resolve_representation(f"{family}:{layer}", weights=weights)
+    return resolve_representation(f"{family}:{layer}", weights=weights,
+                                  precision=getattr(args, "precision", None) or "highest")
 
 
 def weights_label(family: str, args) -> str:

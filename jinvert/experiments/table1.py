@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from jinvert import images as im
-from jinvert.experiments import common, figures
+from jinvert.experiments import common, figures, variants
 from jinvert.registry import resolve_representation
 
 #: The paper's Table 1 (ILSVRC-2012 validation images 1–100), mean ± std in %.
@@ -25,37 +25,68 @@ PAPER = {"hog": (28.1, 7.9), "hogb": (10.67, 5.2), "dsift": (10.89, 7.5)}
 LABELS = {"hog": "HOG (CNN-HOG)", "hogb": "HOGb (CNN-HOGb)", "dsift": "DSIFT (CNN-DSIFT)"}
 
 
+def chosen_variants(args) -> list[str]:
+    """The variants of ``--variant`` (repeatable, or comma-separated; default
+    ``["paper"]``), in the order given, each once. ValueError for an unknown
+    one, or for one beyond the paper with a recipe other than cvpr (the ijcv
+    recipe has its own optimiser and priors)."""
+    chosen = list(dict.fromkeys(v.strip() for given in (getattr(args, "variant", None)
+                                                         or ["paper"])
+                                for v in given.split(",") if v.strip()))
+    unknown = [v for v in chosen if v not in variants.VARIANTS]
+    if unknown or not chosen:
+        raise ValueError(f"unknown --variant {', '.join(unknown) or '(empty)'}; known: "
+                         f"{', '.join(variants.VARIANTS)}")
+    recipe = getattr(args, "recipe", None) or "cvpr"
+    if recipe != "cvpr" and chosen != ["paper"]:
+        raise ValueError(f"--variant {','.join(chosen)} changes the cvpr recipe; "
+                         f"--recipe {recipe} has settings of its own")
+    return chosen
+
+
 def run(args, log=print) -> list[str]:
     """Invert ``args.limit`` images under each of ``args.rep`` (default all
-    three) and write ``table1.md``, ``table1.png`` and ``table1/results.jsonl``
-    under ``args.out``. Returns the paths written."""
+    three) with each of ``args.variant`` (default the paper's settings alone;
+    :mod:`jinvert.experiments.variants`) and write ``table1.md``,
+    ``table1.png`` and ``table1/results.jsonl`` under ``args.out``. Returns
+    the paths written."""
     reps = args.rep or list(PAPER)
+    chosen = chosen_variants(args)
     photos = common.load_image_set(args.images, args.limit)
     if len(photos) < 2:
         raise ValueError("table1 needs at least 2 images (the error is normalised "
                          "by their mutual distances)")
     store = common.ResultStore(os.path.join(args.out, "table1", "results.jsonl"))
     key = jax.random.PRNGKey(args.seed)
-    rows, tiles, settings_text = [], {}, ""
+    rows, settings_text = [], ""
+    recipe = getattr(args, "recipe", None) or "cvpr"
     for name in reps:
         rep = resolve_representation(name)
-        recipe = getattr(args, "recipe", None) or "cvpr"
-        settings = common.config_for(rep, iterations=args.iterations, recipe=recipe)
+        paper_settings = common.config_for(rep, iterations=args.iterations, recipe=recipe)
         shape = tuple(common.input_shape(rep)) + (int(rep.channels),)
-        settings_text = f"{recipe} recipe, " + common.settings_text(settings, shape, rep.sigma)
-        tag = name if recipe == "cvpr" else f"{name}-{recipe}"
-        save_dir = os.path.join(args.out, "table1", tag)
-        timing = common.run_inversions(rep, photos, store, tag=tag, config=settings, key=key,
-                                       batch_size=args.batch_size, save_dir=save_dir, log=log)
-        errors = common.normalised_errors(rep, photos, save_dir)
-        squared = common.normalised_errors(rep, photos, save_dir, squared=True)
-        pictures = common.image_scores(rep, photos, save_dir)  # beyond the paper
-        # Images whose first random start diverged and was restarted.
-        restarts = sum(1 for p in photos if store.records[f"{tag}/{p.name}"].get("restarts", 0))
-        paper = PAPER.get(name)
-        rows.append((LABELS.get(name, name), errors, paper, restarts, squared, timing, pictures))
-        tiles[name] = [im.load_image(os.path.join(save_dir, f"{p.name}.png"))
-                       for p in photos[:4]]
+        settings_text = f"{recipe} recipe, " + common.settings_text(paper_settings, shape,
+                                                                     rep.sigma)
+        for variant in chosen:
+            options = variants.invert_options(variant, paper_settings, shape)
+            tag = name if recipe == "cvpr" else f"{name}-{recipe}"
+            tag += "" if variant == "paper" else f"-{variant}"
+            save_dir = os.path.join(args.out, "table1", tag)
+            timing = common.run_inversions(rep, photos, store, tag=tag, key=key,
+                                           batch_size=args.batch_size, save_dir=save_dir,
+                                           log=log, **options)
+            errors = common.normalised_errors(rep, photos, save_dir)
+            squared = common.normalised_errors(rep, photos, save_dir, squared=True)
+            pictures = common.image_scores(rep, photos, save_dir)  # beyond the paper
+            # Images whose first random start diverged and was restarted.
+            restarts = sum(1 for p in photos
+                           if store.records[f"{tag}/{p.name}"].get("restarts", 0))
+            label = LABELS.get(name, name) + ("" if variant == "paper" else f", {variant}")
+            short = LABELS.get(name, name).split(" ")[0] + (
+                "" if variant == "paper" else f" {variant}")
+            tiles = [im.load_image(os.path.join(save_dir, f"{p.name}.png"))
+                     for p in photos[:4]]
+            rows.append((label, errors, PAPER.get(name), restarts, squared, timing, pictures,
+                         short, tiles))
 
     command = getattr(args, "command_line", "jinvert reproduce table1")
     text = common.header("Table 1: reconstruction error of shallow representations",
@@ -68,15 +99,20 @@ def run(args, log=print) -> list[str]:
              "| images | images restarted after divergence "
              "| ours: image error % (pixels, same normalisation) | ours: SSIM to the photo |"
              "\n|---|---|---|---|---|---|---|---|\n")
-    for label, errors, paper, restarts, squared, _, pictures in rows:
+    for label, errors, paper, restarts, squared, _, pictures, *_ in rows:
         ptxt = f"{paper[0]} ± {paper[1]}" if paper else "—"
         text += (f"| {label} | {common.mean_std(errors)} | {ptxt} "
                  f"| {common.mean_std(squared)} | {len(errors)} | {restarts} "
                  f"| {common.mean_std(pictures['pixel'])} "
                  f"| {common.mean_std(pictures['ssim'], decimals=3)} |\n")
+    if chosen != ["paper"]:
+        text += ("\nBeyond the paper (`--variant`, `jinvert.experiments.variants`; the same "
+                 "photos, starting keys and other settings as the paper's rows): "
+                 + "; ".join(variants.DESCRIPTIONS[v] for v in chosen if v != "paper")
+                 + ". Their rates were tuned on scikit-image's photos (docs/priors.md).\n")
     if any(r[5]["optimise_s"] for r in rows):
         text += ("\nTime on " + common.device_label() + ": "
-                 + "; ".join(f"{r[0].split(' ')[0]} {r[5]['optimise_s']:.1f} s inverting "
+                 + "; ".join(f"{r[7]} {r[5]['optimise_s']:.1f} s inverting "
                              f"+ {r[5]['compile_s']:.1f} s compiling" for r in rows)
                  + " (a resumed run counts only what it did).\n")
     text += ("\nError (the paper's text, Sect. 4): err_i = ‖Φ(x*_i) − Φ(x_i)‖ / N_Φ, "
@@ -105,11 +141,11 @@ def run(args, log=print) -> list[str]:
     for i, p in enumerate(photos[:4]):
         tiles_png.append(np.asarray(shallow.deprocess(common.prepare(shallow, p))))
         labels.append(f"{p.name} (grey, 227x227)")
-        for (label, errors, *_), n in zip(rows, reps):
-            tiles_png.append(tiles[n][i])
-            labels.append(f"{label.split(' ')[0]}: error {errors[i]:.1f} %")
+        for _, errors, *_, short, tiles in rows:
+            tiles_png.append(tiles[i])
+            labels.append(f"{short}: error {errors[i]:.1f} %")
     png = os.path.join(args.out, "table1.png")
-    figures.save(png, tiles_png, labels, columns=1 + len(reps), height=160,
+    figures.save(png, tiles_png, labels, columns=1 + len(rows), height=160,
                  title=f"Table 1: reconstructions of the first {min(4, len(photos))} of "
                        f"{len(photos)} images, {settings_text}",
                  caption="error: the paper's normalised error ||Phi(x*) - Phi(x)|| / N_Phi, "

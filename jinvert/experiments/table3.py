@@ -43,11 +43,14 @@ def run(args, log=print) -> list[str]:
     store = common.ResultStore(os.path.join(args.out, "table3", "results.jsonl"))
     key = jax.random.PRNGKey(args.seed)
     rows, settings = [], None
+    precision = getattr(args, "precision", None) or "highest"
     for layer in layers:
         rep = common.deep_rep(family, layer, args)
         cells, squared_cells, picture_cells = [], [], []
         recipe = getattr(args, "recipe", None) or "cvpr"
         suffix = "" if recipe == "cvpr" else f"-{recipe}"
+        # Cells at another precision are other results: their own tag and folder.
+        suffix += "" if precision == "highest" else f"-precision-{precision}"
         default = rep.defaults.lambda_tv
         own = int(np.argmin(np.abs(np.asarray(bands) - default)))
         for i, lam in enumerate(bands):
@@ -84,7 +87,9 @@ def _report(rows, bands, settings, family, photos, args) -> str:
         images_label=f"{len(photos)} " + common.image_set_label(args.images, photos),
         weights=common.weights_label(family, args),
         command=getattr(args, "command_line", "jinvert reproduce table3"),
-        settings=f"{getattr(args, 'recipe', None) or 'cvpr'} recipe, λV per column "
+        settings=f"{getattr(args, 'recipe', None) or 'cvpr'} recipe, the network's "
+                 f"float32 products at precision "
+                 f"{getattr(args, 'precision', None) or 'highest'!r}, λV per column "
                  f"{tuple(round(b, 3) for b in bands)}; the last run: {settings}")
     text += ("| layer | " + " | ".join(f"λV = {b:.3g}" for b in bands)
              + " |\n|---|" + "---|" * len(bands) + "\n")

@@ -489,7 +489,8 @@ def efficientnet_lite0(params=None, layer: str = "logits", *,
         defaults=layer_defaults(layer), validate=_validate, pixel_range=PIXEL_RANGE)
 
 
-def from_spec(layer: str) -> Representation:
+def from_spec(layer: str, *, precision: str = "highest") -> Representation:
     """The CLI's ``--rep efficientnet:LAYER``: ``from_spec("block7")``; an
-    empty spec means ``logits``. Unknown layers raise ValueError listing taps."""
-    return efficientnet_lite0(None, layer or "logits")
+    empty spec means ``logits``. Unknown layers raise ValueError listing taps.
+    ``precision``: as :func:`efficientnet_lite0`."""
+    return efficientnet_lite0(None, layer or "logits", precision=precision)

@@ -250,7 +250,7 @@ NO_WEIGHTS_MESSAGE = (
 
 
 def alexnet_from_spec(layer: str = "relu5", weights: str | None = None,
-                      variant: str | None = None):
+                      variant: str | None = None, *, precision: str = "highest"):
     """The AlexNet representation (:func:`jinvert.alexnet`) for a CLI spec such
     as ``"alexnet:pool5"``, its weights read by :func:`load`.
 
@@ -261,6 +261,7 @@ def alexnet_from_spec(layer: str = "relu5", weights: str | None = None,
         reads), ``"random"`` for random parameters of the real shapes
         (``jax.random.PRNGKey(0)``), or ``None`` to use ``$JINVERT_ALEXNET_WEIGHTS``.
       variant: force a variant; default the weights file's (caffe-ref for random).
+      precision: of the float32 convolutions and products, as :func:`jinvert.alexnet`'s.
 
     Raises ``ValueError`` with instructions when no weights are available, and
     for an unknown layer (listing the valid ones).
@@ -283,9 +284,10 @@ def alexnet_from_spec(layer: str = "relu5", weights: str | None = None,
         v = variant or "caffe-ref"
         warnings.warn("alexnet: using random parameters (--weights random); "
                       "they are not a trained network", stacklevel=2)
-        return _alexnet.alexnet(_alexnet.random_params(jax.random.PRNGKey(0), v), layer, v)
+        return _alexnet.alexnet(_alexnet.random_params(jax.random.PRNGKey(0), v), layer, v,
+                                precision=precision)
     loaded = load(weights)
     if variant is not None and variant != loaded.variant:
         warnings.warn(f"alexnet: {weights} holds a {loaded.variant} network; "
                       f"evaluating it as {variant}", stacklevel=2)
-    return _alexnet.alexnet(loaded, layer, variant or loaded.variant)
+    return _alexnet.alexnet(loaded, layer, variant or loaded.variant, precision=precision)
