@@ -34,18 +34,21 @@ def step_cost(rep, code, shape, samples: int):
 
     A chunk of K iterations (``--iterations-per-call`` K > 1) runs this
     step K times in a ``lax.fori_loop``, whose cost XLA would count once.
+    Returns the cost and the step's kernels by opcode
+    (:func:`roofline.kernels`).
     """
     import jax
 
     from jinvert import terms
     from jinvert.engine import lower_step
-    from roofline import cost_from_analysis
+    from roofline import cost_from_analysis, kernels
 
     if rep.defaults.jitter:
         raise ValueError("the step is costed without jitter")
     lowered = lower_step(rep, terms.inversion(code), key=jax.random.PRNGKey(0),
                          shape=tuple(shape), samples=samples)
-    return cost_from_analysis(lowered.compile().cost_analysis())
+    compiled = lowered.compile()
+    return cost_from_analysis(compiled.cost_analysis()), kernels(compiled.as_text())
 
 
 def measure_jinvert(case: Case, samples: int, per_call, args, row: dict) -> None:
@@ -81,14 +84,15 @@ def measure_jinvert(case: Case, samples: int, per_call, args, row: dict) -> None
 
 def measure_cost(case: Case, samples: int, precision: str) -> dict:
     """The row's fields for the roofline: XLA's ``flops`` and ``bytes`` of
-    one iteration (:func:`step_cost`), the ``device_kind`` and the
+    one iteration (:func:`step_cost`), its ``kernels`` (instructions that
+    launch work, :func:`roofline.kernels`), the ``device_kind`` and the
     ``peak_precision`` ("fp32" or "tf32") its products ran at."""
     import jax
 
     code = case.rep(jax.device_put(case.x0))
-    cost = step_cost(case.rep, code, case.x0.shape, samples)
+    cost, launches = step_cost(case.rep, code, case.x0.shape, samples)
     tf32 = jax.default_backend() == "gpu" and precision == "default" and not case.pins_float32
-    return {"flops": cost.flops, "bytes": cost.bytes,
+    return {"flops": cost.flops, "bytes": cost.bytes, "kernels": sum(launches.values()),
             "device_kind": jax.devices()[0].device_kind,
             "peak_precision": "tf32" if tf32 else "fp32"}
 

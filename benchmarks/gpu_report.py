@@ -124,7 +124,8 @@ def table(rows: list[dict], per_call_column: bool = False) -> list[str]:
 
 ROOFLINE_COLUMNS = ["representation", "samples", "its/call", "jinvert ms/it", "GFLOP/it",
                     "MB/it", "FLOP/B", "GFLOP/s", "% peak FLOP/s", "GB/s", "% peak GB/s",
-                    "nearer roof (ridge FLOP/B)", "roofline %", "peak"]
+                    "nearer roof (ridge FLOP/B)", "roofline %", "peak", "kernels/it",
+                    "µs/kernel"]
 
 
 def _percent(fraction) -> str:
@@ -140,6 +141,7 @@ def roofline_cells(row: dict, peak_tflops=None, peak_gbps=None) -> list[str]:
     if row.get("flops") is None or row.get("bytes") is None:
         why = row.get("cost_error") or row.get("jinvert_error") or row.get("error") or "no cost"
         return first + [f"n/a ({why})"] + [""] * (len(ROOFLINE_COLUMNS) - 4)
+    launches = _launch_cells(row)
     flops, bytes_ = row["flops"], row["bytes"]
     known = peak(row.get("device_kind", "?"), row.get("peak_precision", "fp32"),
                  peak_tflops, peak_gbps)
@@ -148,13 +150,23 @@ def roofline_cells(row: dict, peak_tflops=None, peak_gbps=None) -> list[str]:
     ms = row.get("jinvert_ms")
     if ms is None:
         return first + [_cell(row, "jinvert_ms", error_key="jinvert_error")] + work + \
-            ["n/a"] * 6 + [known.label]
+            ["n/a"] * 6 + [known.label] + launches
     r = roofline(flops, bytes_, ms / 1e3, known.flops, known.bytes)
     nearer = "n/a" if r.bound is None else f"{r.bound} ({r.ridge:.3g})"
     return first + [f"{ms:.3g}"] + work + [
         f"{r.flops_per_s / 1e9:.3g}", _percent(r.flops_fraction),
         f"{r.bytes_per_s / 1e9:.3g}", _percent(r.bytes_fraction),
-        nearer, _percent(r.ratio), known.label]
+        nearer, _percent(r.ratio), known.label] + launches
+
+
+def _launch_cells(row: dict) -> list[str]:
+    """``kernels/it`` (work-doing instructions of the compiled step, each a
+    kernel launch on a GPU) and ``µs/kernel`` (the measured time per
+    iteration over them: a few µs means launches bound the step)."""
+    n, ms = row.get("kernels"), row.get("jinvert_ms")
+    if not n:
+        return ["n/a", "n/a"]
+    return [str(n), "n/a" if ms is None else f"{1e3 * ms / n:.3g}"]
 
 
 #: What the roofline table's figures mean, printed under it.
@@ -165,7 +177,10 @@ ROOFLINE_NOTE = (
     "the ridge point (peak FLOP/s / peak bytes/s), else compute; roofline % = achieved "
     "FLOP/s / min(peak FLOP/s, FLOP/B x peak bytes/s), the larger of the two % of peak; "
     "peaks from the device's datasheet (FP32 for float32 products, TF32 tensor for the "
-    "networks at --precision default on a GPU) unless --peak-tflops/--peak-gbps give them")
+    "networks at --precision default on a GPU) unless --peak-tflops/--peak-gbps give them; "
+    "kernels/it: the instructions of the compiled step that do work (fusions, library "
+    "calls, unfused ops: each at least one launch on a GPU); µs/kernel: ms/it over them, "
+    "where a few µs (a launch's cost) means launches, not FLOPs or bytes, bound the step")
 
 
 def roofline_table(rows: list[dict], peak_tflops=None, peak_gbps=None) -> list[str]:

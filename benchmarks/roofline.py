@@ -25,6 +25,8 @@ larger of the two fractions of peak, F/t/P and B/t/W.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import NamedTuple
 
 
@@ -199,3 +201,56 @@ def xla_cost(fn, *args, **kwargs) -> Cost:
     the default backend (compiles, runs nothing)."""
     import jax
     return cost_from_analysis(jax.jit(fn).lower(*args, **kwargs).compile().cost_analysis())
+
+
+#: Instructions of an optimized HLO module that launch no work of their own:
+#: the arguments, constants, tuples and their elements, views.
+NO_KERNEL = frozenset({"parameter", "constant", "tuple", "get-tuple-element", "bitcast",
+                       "after-all", "partition-id", "replica-id"})
+
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*(.*)$")
+
+
+def _opcode(rhs: str) -> str | None:
+    """The opcode of an instruction's right-hand side ``SHAPE opcode(...)``."""
+    rest = rhs.lstrip()
+    if rest.startswith("("):                       # a tuple shape: skip its parentheses
+        depth = 0
+        for i, ch in enumerate(rest):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0:
+                rest = rest[i + 1:]
+                break
+    else:
+        rest = rest.split(None, 1)[1] if " " in rest else ""
+    match = re.match(r"\s*([a-z][a-z0-9\-]*)\(", rest)
+    return match.group(1) if match else None
+
+
+def kernels(hlo_text: str) -> Counter:
+    """The instructions of the ``ENTRY`` computation of an optimized HLO
+    module (``jax.jit(f).lower(...).compile().as_text()``) that do work,
+    counted by opcode (``fusion``, ``custom-call``, ``convolution``, ...).
+
+    On a GPU each is at least one kernel launch (a fusion is one kernel; a
+    ``custom-call`` a cuBLAS/cuDNN call), so a step of n of them costs at
+    least n launches whatever its arithmetic: where the measured time per
+    iteration divided by n is a few microseconds, launches, not FLOPs or
+    bytes, bound the step. A ``while`` loop counts once (its body is a
+    computation of its own, not the entry's).
+    """
+    counts: Counter = Counter()
+    inside = False
+    for line in hlo_text.splitlines():
+        if line.startswith("ENTRY"):
+            inside = True
+            continue
+        if inside:
+            if line.startswith("}"):
+                break
+            match = _INSTRUCTION.match(line)
+            op = _opcode(match.group(1)) if match else None
+            if op is not None and op not in NO_KERNEL:
+                counts[op] += 1
+    return counts

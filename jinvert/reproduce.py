@@ -111,7 +111,8 @@ DETAILS = {
              "minutes on two CPU cores (45 inversions of ~5 s each, plus "
              "compilation). On one GPU (NVIDIA H200) all 100 photos of an ImageNet "
              "sample x 3 representations took 51 s (--batch-size 100, "
-             "compilation included)."),
+             "compilation included). Each --variant beyond the paper costs about as "
+             "much again."),
     "table3": dict(
         what="the paper's Table 3: the normalised reconstruction error of every "
              "layer of a CNN for each of three lambda_V (the paper's bands 0.5, 5, "

@@ -103,6 +103,47 @@ def test_peak_follows_the_precision_and_the_options():
         roofline.peak("cpu", "bf16")
 
 
+HLO = """HloModule jit_step, entry_computation_layout={(f32[8]{0})->(f32[], f32[8]{0})}
+
+%body (p: (s32[], f32[8])) -> (s32[], f32[8]) {
+  %p = (s32[], f32[8]{0}) parameter(0)
+  ROOT %t = (s32[], f32[8]{0}) tuple(%a, %b)
+}
+
+ENTRY %main.7 (x.1: f32[8]) -> (f32[], f32[8]) {
+  %x.1 = f32[8]{0} parameter(0), metadata={op_name="x"}
+  %c = f32[] constant(2)
+  %fusion.1 = f32[8]{0} fusion(%x.1, %c), kind=kLoop, calls=%f1
+  %custom-call.2 = (f32[8]{0}, s8[64]{0}) custom-call(%fusion.1), custom_call_target="__cublas$gemm"
+  %gte = f32[8]{0} get-tuple-element(%custom-call.2), index=0
+  %while.3 = (s32[], f32[8]{0}) while(%tuple.0), condition=%cond, body=%body
+  %bitcast.1 = f32[2,4]{1,0} bitcast(%gte)
+  reduce.4 = f32[] reduce(%gte, %c), dimensions={0}, to_apply=%add
+  ROOT %tuple.9 = (f32[], f32[8]{0}) tuple(reduce.4, %gte)
+}
+"""
+
+
+def test_kernels_counts_the_entrys_work_not_its_views():
+    """Every instruction of ENTRY that does work, by opcode, with or without
+    %-names and tuple shapes; parameters, constants, tuples, their elements
+    and bitcasts launch nothing; a while loop counts once, its body not at all."""
+    assert roofline.kernels(HLO) == {"fusion": 1, "custom-call": 1, "while": 1, "reduce": 1}
+
+
+def test_kernels_of_a_compiled_loop_do_not_grow_with_its_trip_count():
+    def loop(n):
+        return lambda x: jax.lax.fori_loop(0, n, lambda i, y: jnp.sin(y) * 2.0 + y, x)
+
+    x = jnp.ones(16)
+    counts = [roofline.kernels(jax.jit(loop(n)).lower(x).compile().as_text())
+              for n in (10, 1000)]
+    # (XLA:CPU wraps the loop in a call; a GPU keeps the while)
+    assert counts[0] == counts[1] and 1 <= sum(counts[0].values()) <= 5, counts
+    assert sum(roofline.kernels(jax.jit(lambda a: (jnp.sin(a) @ a.T).sum())
+                                .lower(jnp.ones((8, 8))).compile().as_text()).values()) >= 1
+
+
 def test_report_cells_of_a_made_up_row():
     row = {"rep": "hog", "samples": 8, "per_call": None, "jinvert_ms": 10.0,
            "flops": 1e9, "bytes": 1e9, "device_kind": "NVIDIA H100 PCIe",
@@ -113,7 +154,12 @@ def test_report_cells_of_a_made_up_row():
     assert cells["% peak GB/s"] == "5"                               # of 2000 GB/s
     assert cells["nearer roof (ridge FLOP/B)"] == "memory (25.5)"    # 1 FLOP/B < 51e12/2e12
     assert cells["roofline %"] == "5"
+    assert (cells["kernels/it"], cells["µs/kernel"]) == ("n/a", "n/a")    # not counted
+    counted = dict(zip(gpu_report.ROOFLINE_COLUMNS,
+                       gpu_report.roofline_cells({**row, "kernels": 2500})))
+    assert (counted["kernels/it"], counted["µs/kernel"]) == ("2500", "4")  # 10 ms / 2500
     missing = gpu_report.roofline_cells({"rep": "hog", "samples": 1, "cost_error": "boom"})
+    assert len(missing) == len(gpu_report.ROOFLINE_COLUMNS)
     assert missing[3] == "n/a (boom)"
 
 
@@ -158,6 +204,12 @@ def test_gpu_py_on_the_cpu_prints_the_roofline_and_resumes(tmp_path):
                                                         rel=2e-2)
         assert r["nearer roof (ridge FLOP/B)"].endswith("(5)")  # 0.05e12 / 10e9
         assert r["peak"] == "0.05 TFLOP/s given, 10 GB/s given"
+        # The step's kernels: HOG's gradient, binning, pooling, norms, the
+        # priors and the update are tens of fusions, the same per row.
+        assert 10 <= int(r["kernels/it"]) < 1000, r
+        assert float(r["µs/kernel"]) == pytest.approx(
+            1e3 * float(r["jinvert ms/it"]) / int(r["kernels/it"]), rel=2e-2)
+    assert rows[0]["kernels/it"] == rows[1]["kernels/it"]
     # The main table has a row per iterations per call too.
     assert len(_table_rows(first.stdout, "| representation | samples | its/call | jinvert ms/it "
                                          "| eager ms/it")) == 2

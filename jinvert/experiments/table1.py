@@ -107,7 +107,7 @@ def run(args, log=print) -> list[str]:
                  f"| {common.mean_std(pictures['ssim'], decimals=3)} |\n")
     if chosen != ["paper"]:
         text += ("\nBeyond the paper (`--variant`, `jinvert.experiments.variants`; the same "
-                 "photos, starting keys and other settings as the paper's rows): "
+                 "photos, random keys and other settings as the paper's rows): "
                  + "; ".join(variants.DESCRIPTIONS[v] for v in chosen if v != "paper")
                  + ". Their rates were tuned on scikit-image's photos (docs/priors.md).\n")
     if any(r[5]["optimise_s"] for r in rows):
