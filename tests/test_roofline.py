@@ -221,3 +221,51 @@ def test_gpu_py_on_the_cpu_prints_the_roofline_and_resumes(tmp_path):
     assert " done (" not in again.stderr
     assert _table_rows(again.stdout, "| representation | samples | its/call | jinvert ms/it "
                                      "| GFLOP/it") == rows
+
+
+def _trace():
+    """A made-up Perfetto trace: a host process and one GPU with two streams."""
+    meta = [{"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/host:CPU"}},
+            {"ph": "M", "name": "process_name", "pid": 7, "args": {"name": "/device:GPU:0"}}]
+    host = [{"ph": "X", "pid": 1, "tid": 1, "name": "PjitFunction", "ts": 0, "dur": 1000}]
+    gpu = [{"ph": "X", "pid": 7, "tid": s, "name": n, "ts": t, "dur": d}
+           for s, n, t, d in ((1, "fusion_a", 100, 50), (1, "fusion_a", 300, 50),
+                              (2, "gemm", 120, 110), (1, "fusion_b", 600, 10))]
+    return {"traceEvents": meta + host + gpu}
+
+
+def test_profile_summary_takes_the_devices_kernels():
+    """Busy time is the union of the kernels' intervals across streams (the
+    overlap of fusion_a and gemm counted once: 100–230, 300–350 and 600–610,
+    190 µs), the span from the first start to the last end, and the kernels
+    ranked by total time; the host's events are left out."""
+    import gpu_profile
+    s = gpu_profile.summarise(_trace())
+    assert s["where"] == "device" and s["kernels"] == 4
+    assert s["busy_us"] == 190 and s["span_us"] == 510 and s["kernel_us"] == 220
+    assert s["top"] == [("gemm", 1, 110.0), ("fusion_a", 2, 100.0), ("fusion_b", 1, 10.0)]
+    text = gpu_profile.table([{"rep": "hog", "samples": 1, "iterations": 2, "wall_s": 0.00095,
+                               "summary": s}])
+    # busy 190 µs of a 950 µs call; 4 kernels over 2 iterations; 220 / 4 µs each
+    assert "| hog | 1 | 2 | 0.00095 | device | 20 | 2 | 55 |" in text
+
+
+def test_profile_of_a_cpu_call_traces_exactly_that_call(tmp_path):
+    """On the CPU (no device events) the profiled call is the one invert call
+    after the compiling one: its host events hold invert once."""
+    out = tmp_path / "profile.md"
+    done = subprocess.run([sys.executable, os.path.join(BENCHMARKS, "gpu_profile.py"),
+                           "--reps", "hog", "--samples", "1", "--iterations", "4", "--size", "32",
+                           "--keep", str(tmp_path / "traces"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    import gpu_profile
+    summary = gpu_profile.summarise(gpu_profile.read_trace(str(tmp_path / "traces" / "hog-1")))
+    assert summary["where"] == "host (no device events)"
+    events = gpu_profile.read_trace(str(tmp_path / "traces" / "hog-1"))["traceEvents"]
+    inverts = [e for e in events if e.get("ph") == "X" and "inversion.py" in e.get("name", "")
+               and e["name"].endswith(" invert")]
+    assert len(inverts) == 1, [e["name"] for e in inverts]
+    assert "| hog | 1 | 4 |" in out.read_text() and "| host (no device events) | n/a |" in \
+        out.read_text()
