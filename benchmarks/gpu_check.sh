@@ -63,7 +63,7 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONPATH=${PYTHONPATH:-}:$PWD PYTHO
 TESTS=${TESTS:-"tests/test_optimize.py tests/test_engine_golden.py tests/test_precision.py
     tests/test_paper_sgd.py tests/test_preimages.py tests/test_decoders.py
     tests/test_efficientnet.py tests/test_alexnet.py tests/test_gpu_benchmark.py
-    tests/test_roofline.py"}
+    tests/test_roofline.py tests/test_variants.py"}
 TEST_S=${TEST_S:-420}
 SUITE_S=${SUITE_S:-420}
 FILE_S=${FILE_S:-300}

@@ -105,13 +105,14 @@ def import_seconds(module: str, repeats: int = 3) -> tuple[float, str]:
     return statistics.median(seconds), version.strip()
 
 
-def imports_line(modules: list[str]) -> str:
-    """One line: each module's median import seconds and version."""
+def imports_line(modules: list[str], repeats: int = 3) -> str:
+    """One line: each module's median import seconds over ``repeats`` and version."""
     parts = []
     for module in modules:
-        seconds, version = import_seconds(module)
+        seconds, version = import_seconds(module, repeats)
         parts.append(f"`import {module}` {seconds:.2f} s ({version})")
-    return ("importing, each alone in a fresh process (median of 3): " + ", ".join(parts)
+    return (f"importing, each alone in a fresh process (median of {repeats}): "
+            + ", ".join(parts)
             + "; a module's time includes what it imports")
 
 
