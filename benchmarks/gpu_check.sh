@@ -29,6 +29,8 @@
 #           merged into one table (benchmarks/gpu_tables.py)
 #   tf32    the same for TF32_LAYERS at --precision default, beside the
 #           table3 part's rows at highest (their own band only)
+#   figures jinvert reproduce fig6 and fig7 (EfficientNet-Lite0, full
+#           iterations) on the first photo of IMAGES: fig6.png, fig7.png
 #   decoder jinvert train-decoder (HOG, the first 80 photos, DECODER_STEPS)
 #           on the GPU, then benchmarks/decoder.py's "decoder alone" on the
 #           20 held-out photos on the GPU and on the CPU: alike within 1 point?
@@ -40,8 +42,8 @@
 # the devices and every part's tables) and packing what a later call needs
 # into $DIR/state.tar.gz (small: result lines and tables, no codes or
 # pictures); where $OUT is set (a device machine's folder of files to
-# return, at most 8) report.md, log.txt, state.tar.gz and table1.png are
-# copied there. To resume on a fresh machine, put the returned
+# return, at most 8) report.md, log.txt, state.tar.gz and the figures
+# (table1.png, fig6.png, fig7.png) are copied there. To resume on a fresh machine, put the returned
 # state.tar.gz into $DIR first (an untracked folder that git does not
 # ignore travels with the working tree): the script unpacks it. Photos:
 # IMAGES (default ../shared/images/imagenet-sample-100 when it exists,
@@ -237,6 +239,25 @@ part_tf32() {
     table3_layers "$DIR/table3-tf32" default $TF32_LAYERS
 }
 
+part_figures() {
+    local name work
+    for name in fig6 fig7; do
+        work="$DIR/work/$name"
+        rm -rf "$work"
+        echo "== reproduce $name $(date -u +%H:%M:%S)" >> "$LOG"
+        # shellcheck disable=SC2086  # ITERATIONS: empty or a number; FIGURE_ARGS: options
+        if python -m jinvert.cli reproduce "$name" --rep efficientnet --images "$IMAGES" \
+                --out "$work" ${ITERATIONS:+--iterations $ITERATIONS} ${FIGURE_ARGS:-} \
+                >> "$LOG" 2>&1; then
+            cp "$work/$name.md" "$work/$name.png" "$DIR/"
+            echo "$name: done at $(elapsed) s" | tee -a "$LOG"
+        else
+            echo "$name: failed (see log.txt)" | tee -a "$LOG"
+        fi
+        rm -rf "$work"
+    done
+}
+
 part_decoder() {
     local work="$DIR/work/decoder" decoder="$DIR/hog-decoder-gpu.npz"
     mkdir -p "$work"
@@ -308,6 +329,8 @@ part_report() {
         # shellcheck disable=SC2086
         section "TF32 (precision default) against full float32 on Table 3" "$( [ -n "$donetf" ] \
             && $tables precision "$DIR/table3" "$DIR/table3-tf32" $donetf)" tf32
+        section "Figures 6 and 7 (fig6.png, fig7.png beside this report)" "$(for f in fig6 fig7; do
+            [ -f "$DIR/$f.md" ] && sed 's/^# /### /' "$DIR/$f.md" && echo; done)" figures
         section "A decoder trained on the GPU, decoded on the GPU and on the CPU" "$( \
             [ -f "$DIR/decoder-gpu.json" ] && [ -f "$DIR/decoder-cpu.json" ] \
             && $tables decoder "$DIR/decoder-gpu.json" "$DIR/decoder-cpu.json")" decoder
@@ -317,7 +340,7 @@ part_report() {
         --exclude=suite-last.txt . 2>/dev/null)
     if [ -n "${OUT:-}" ] && [ "$(cd "$OUT" 2>/dev/null && pwd)" != "$(cd "$DIR" && pwd)" ]; then
         mkdir -p "$OUT"
-        for f in report.md log.txt state.tar.gz table1.png; do
+        for f in report.md log.txt state.tar.gz table1.png fig6.png fig7.png; do
             [ -f "$DIR/$f" ] && cp "$DIR/$f" "$OUT/"
         done
     fi
@@ -328,10 +351,10 @@ PARTS=${*:-tests bench sweep report}
 [ -f "$DIR/devices.txt" ] || devices
 for part in $PARTS; do
     case $part in
-        tests|suite|bench|bench-highest|sweep|profile|table1|table3|tf32|decoder)
+        tests|suite|bench|bench-highest|sweep|profile|table1|table3|tf32|figures|decoder)
             devices; "part_${part//-/_}"; part_report ;;
         report) part_report ;;
         *) echo "unknown part $part: use tests, suite, bench, bench-highest, sweep, profile," \
-                "table1, table3, tf32, decoder or report" >&2; exit 2 ;;
+                "table1, table3, tf32, figures, decoder or report" >&2; exit 2 ;;
     esac
 done
