@@ -2,10 +2,11 @@
 
 ``docs/priors.md`` (``benchmarks/priors.py``, 6 photos, 400 iterations)
 found two options beyond the paper that lower Table 1's error in the paper's
-own metric: optimising in a 1/f-scaled Fourier basis
+own metric (docs/results.md: by reaching a lower energy of eq. 3, with
+fainter pictures): optimising in a 1/f-scaled Fourier basis
 (:func:`jinvert.parameterizations.fourier`), and that basis with Adam in
 place of the paper's SGD. ``jinvert reproduce table1 --variant`` runs them
-beside the paper's settings, on the same photos and starting keys, with
+beside the paper's settings, on the same photos and random keys, with
 every other setting the paper's (λα, α, λV, β, the four stages with tenfold
 learning-rate drops):
 
@@ -40,8 +41,9 @@ DESCRIPTIONS = {
     "paper": "the paper's pixels and SGD",
     "fourier": f"fourier = the 1/f-scaled Fourier basis, the paper's SGD from "
                f"{FOURIER_LEARNING_RATE:g}",
-    "fourier-adam": f"fourier-adam = the Fourier basis with Adam from {FOURIER_ADAM_LEARNING_RATE:g} "
-                    f"per step, ÷ 10 at each of the paper's stages",
+    "fourier-adam": f"fourier-adam = the Fourier basis with Adam from "
+                    f"{FOURIER_ADAM_LEARNING_RATE:g} per step, ÷ 10 at each of the paper's "
+                    f"stages",
 }
 
 
