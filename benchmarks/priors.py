@@ -36,8 +36,10 @@ a fresh optimiser state):
 * ``fourier``: the 1/f-scaled Fourier basis, same SGD from ``--fourier-lr``
   (the paper's 0.004 diverges on every photo in this basis);
 * ``adam``: pixels, Adam from ``--adam-lr`` (in u = x/σ units) with the
-  same tenfold drops (``optax.adam`` on a piecewise-constant schedule; since
-  issue 13 its moments carry over the drops instead of restarting);
+  same tenfold drops (``jinvert.optimizers.staged_adam``, one state: the
+  steps of ``optax.adam`` on a piecewise-constant schedule, which made
+  docs/priors.md's table; since issue 13 its moments carry over the drops
+  instead of restarting);
 * ``dip``: the deep-image-prior generator (8 channels, 3 upsamplings, to
   keep the CPU time in bounds), optimised by a user-supplied
   ``optax.adam(--dip-lr)`` at a constant rate for all iterations (a step
@@ -70,18 +72,13 @@ import optax  # noqa: E402
 from jinvert.metrics import reconstruction_error, ssim  # noqa: E402
 from jinvert import Loop, invert  # noqa: E402
 from jinvert.parameterizations import deep_image_prior  # noqa: E402
+from jinvert.optimizers import staged_adam  # noqa: E402
 from jinvert.registry import resolve_representation  # noqa: E402
 from jinvert.transforms import jitter  # noqa: E402
 from jinvert import images  # noqa: E402
 from jinvert.experiments import common, variants  # noqa: E402
 
 OPTION_NAMES = ("paper", "jitter", "fourier", "adam", "dip", "best")
-
-
-def stepped_adam(learning_rate: float, stages) -> optax.GradientTransformation:
-    """Adam whose learning rate drops tenfold at each stage boundary."""
-    drops = {int(b): 0.1 for b in np.cumsum(stages)[:-1]}
-    return optax.adam(optax.piecewise_constant_schedule(learning_rate, drops))
 
 
 def options(args, config, shape) -> dict:
@@ -95,7 +92,7 @@ def options(args, config, shape) -> dict:
         "jitter": dict(config=config, transforms=jitter(args.jitter)),
         "fourier": variants.invert_options("fourier", config, shape,
                                            learning_rate=args.fourier_lr),
-        "adam": dict(config=config, optimizer=stepped_adam(args.adam_lr, config.stages)),
+        "adam": dict(config=config, optimizer=staged_adam(args.adam_lr, config.stages)),
         "dip": dict(config=config, parameterization=deep_image_prior(channels=8, depth=3),
                     optimizer=optax.adam(args.dip_lr)),
         "best": variants.invert_options("fourier-adam", config, shape,
