@@ -244,11 +244,9 @@ part_figures() {
     for name in fig6 fig7; do
         work="$DIR/work/$name"
         rm -rf "$work"
-        echo "== reproduce $name $(date -u +%H:%M:%S)" >> "$LOG"
-        # shellcheck disable=SC2086  # ITERATIONS: empty or a number; FIGURE_ARGS: options
-        if python -m jinvert.cli reproduce "$name" --rep efficientnet --images "$IMAGES" \
-                --out "$work" ${ITERATIONS:+--iterations $ITERATIONS} ${FIGURE_ARGS:-} \
-                >> "$LOG" 2>&1; then
+        # --limit 1: the figures invert the first photo only (the last --limit wins)
+        # shellcheck disable=SC2086  # FIGURE_ARGS is a list of options
+        if reproduce "$name" "$work" --rep efficientnet --limit 1 ${FIGURE_ARGS:-}; then
             cp "$work/$name.md" "$work/$name.png" "$DIR/"
             echo "$name: done at $(elapsed) s" | tee -a "$LOG"
         else

@@ -78,17 +78,16 @@ def merge_table3(texts: list[str]) -> str:
     table in every text, and a line saying it was merged."""
     if not texts:
         raise ValueError("no table3.md to merge")
-    lines = texts[0].splitlines()
-    spans = _tables(texts[0])
-    for t in texts[1:]:
-        if len(_tables(t)) != len(spans):
-            raise ValueError("the table3.md files do not have the same tables")
+    every = [(t.splitlines(), _tables(t)) for t in texts]
+    lines, spans = every[0]
+    if any(len(s) != len(spans) for _, s in every):
+        raise ValueError("the table3.md files do not have the same tables")
     out, position = [], 0
     for k, (first, end) in enumerate(spans):
         out += lines[position:first]
-        for t in texts:
-            f, e = _tables(t)[k]
-            out += t.splitlines()[f:e]
+        for t_lines, t_spans in every:
+            f, e = t_spans[k]
+            out += t_lines[f:e]
         position = end
     out += lines[position:]
     out.insert(1, f"\n(merged from {len(texts)} runs of one layer each, "

@@ -238,7 +238,7 @@ def _add_options(p) -> None:
     p.add_argument("--variant", action="append", metavar="NAME",
                    help="table1: paper (default), fourier, fourier-adam (repeatable or "
                         "comma-separated; jinvert.experiments.variants): rows beyond the "
-                        "paper, same photos and starts")
+                        "paper, same photos and random keys")
     p.add_argument("--precision", choices=("highest", "default"), default="highest",
                    help="deep experiments: the networks' float32 convolutions and products "
                         "in full float32 (highest, the default) or at the backend's choice "
