@@ -27,6 +27,7 @@ IJCV recipe (:func:`recipe`). Error metric of the paper: :func:`reconstruction_e
 from jinvert import (compilation_cache, images, masks, metrics, objective, optimizers, terms,
                      weights)
 from jinvert.config import Config
+from jinvert.divergence import DivergenceWarning
 from jinvert.energy import image_energy
 from jinvert.engine import InversionResult, Loop, Start, minimize
 from jinvert.flax_layer import flax_layer
@@ -60,6 +61,7 @@ def __getattr__(name):
 __all__ = [
     "Representation", "hog", "dsift", "alexnet", "efficientnet_lite0",
     "minimize", "Start", "Loop", "image_energy", "invert", "InversionResult", "Config",
+    "DivergenceWarning",
     "paper_sgd", "flax_layer",
     "nnx_layer", "equinox_layer", "function_representation", "reconstruction_error", "relative_error",
     "render_hog", "central_mask", "group_mask", "ssim",

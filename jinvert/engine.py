@@ -35,6 +35,7 @@ import optax
 
 from jinvert import terms
 from jinvert.config import Config
+from jinvert.divergence import check_history
 from jinvert.parameterizations import Fourier, Pixels, pixels
 from jinvert.programs import Problem, programs
 from jinvert.progress import Reports
@@ -394,6 +395,10 @@ def minimize(rep, energy, *, key, shape=None, samples: int = 1, config: Config |
       ValueError: an energy that is not a term, or whose arrays do not have
         the code's shape; a bad ``key``, ``samples``, ``shape``, ``config``,
         ``optimizer``, ``start`` or ``loop``.
+
+    Warns:
+      :class:`jinvert.DivergenceWarning`: some samples diverged (NaN/inf
+      energy; their images are NaN), with how many and from which iteration.
     """
     run = _prepare(rep, energy, key, shape, samples, config, optimizer, parameterization,
                    transforms, start, loop)
@@ -415,6 +420,7 @@ def minimize(rep, energy, *, key, shape=None, samples: int = 1, config: Config |
     images, codes = compiled.finish(params, compiled.weights, problem.sigma,
                                     parameterization=static["parameterization"])
     history = _history(calls, run.per_call)
+    check_history(history["total"])
     if not run.batched:
         images, codes = _first((images, codes))
         history = {k: v[0] for k, v in history.items()}

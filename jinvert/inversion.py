@@ -139,6 +139,9 @@ def invert(rep, code, *, key, shape=None, samples: int = 1, mask=None,
       ValueError: a code of the wrong shape, with NaN/inf, or all zeros; a
         bad ``samples``, ``shape``, ``mask``, ``key``, ``config`` or
         ``optimizer``.
+
+    Warns:
+      :class:`jinvert.DivergenceWarning`: some samples diverged (NaN images).
     """
     shape = image_shape(rep, shape)
     data, batched = _check_codes(rep, code, shape, mask)

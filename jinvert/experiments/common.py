@@ -4,8 +4,7 @@ Every experiment module (``table1``, ``table3``, ``fig2`` …) goes through
 this one place:
 
 * :func:`load_image_set` — the user's folder (the paper used ILSVRC-2012
-  validation images 1–100) or, by default, the natural photos that
-  scikit-image ships, so every command runs on a fresh machine.
+  validation images 1–100) or, by default, scikit-image's photos.
 * :func:`invert_batch` — many codes inverted at once: one ``jax.random`` key
   per code (so a code's reconstruction does not depend on which batch it
   lands in, and a resumed run gives what a fresh one would), ``vmap`` over
@@ -34,7 +33,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jinvert import distributed
 from jinvert import images as im
-from jinvert import Loop, invert
+from jinvert import Loop, divergence, invert
 from jinvert.config import PAPER_VALUES, Config
 from jinvert.result_store import ResultStore  # noqa: F401  (the experiments' store)
 
@@ -202,10 +201,11 @@ def invert_batch(rep, codes: np.ndarray, keys, *, config: Config, samples: int =
     batch = NamedSharding(mesh, PartitionSpec("batch"))
     # One key per code: each code's result does not depend on the batch it
     # was run in. invert keeps the sharding of its inputs.
-    result = invert(rep, jax.device_put(codes, batch), key=jax.device_put(keys, batch),
-                    mask=jax.device_put(np.ascontiguousarray(masks), batch),
-                    shape=tuple(shape), samples=samples, config=config,
-                    parameterization=parameterization, loop=Loop(progress=False))
+    with divergence.ignored():  # the callers restart diverged starts
+        result = invert(rep, jax.device_put(codes, batch), key=jax.device_put(keys, batch),
+                        mask=jax.device_put(np.ascontiguousarray(masks), batch),
+                        shape=tuple(shape), samples=samples, config=config,
+                        parameterization=parameterization, loop=Loop(progress=False))
     images, out_codes, energy = (np.array(a)[:b] for a in (result.images, result.codes,
                                                             result.history["total"]))
     return images, out_codes, energy[..., -1]
