@@ -20,8 +20,10 @@ engine: activation maximisation (:func:`maximize`), caricatures
 (:func:`caricature`), the energy's terms (:mod:`jinvert.terms`) and the
 IJCV recipe (:func:`recipe`). Error metric of the paper: :func:`reconstruction_error`. Pictures:
 :func:`render_hog`. Masks over codes: :func:`central_mask`,
-:func:`group_mask`. Compiled programs kept on disk between sessions:
-:func:`compilation_cache.enable`.
+:func:`group_mask`. Every photo of a folder, resumable, over processes and
+hosts: :func:`invert_folder`. A run whose samples diverge (NaN) warns with
+a :class:`DivergenceWarning`. Compiled programs kept on disk between
+sessions: :func:`compilation_cache.enable`.
 """
 
 from jinvert import (compilation_cache, images, masks, metrics, objective, optimizers, terms,
@@ -56,11 +58,15 @@ def __getattr__(name):
     if name == "decoders":
         import importlib
         return importlib.import_module("jinvert.decoders")
+    if name == "invert_folder":  # jinvert.folder runs on jinvert.experiments
+        from jinvert.folder import invert_folder
+        return invert_folder
     raise AttributeError(f"module 'jinvert' has no attribute {name!r}")
 
 __all__ = [
     "Representation", "hog", "dsift", "alexnet", "efficientnet_lite0",
-    "minimize", "Start", "Loop", "image_energy", "invert", "InversionResult", "Config",
+    "minimize", "Start", "Loop", "image_energy", "invert", "invert_folder", "InversionResult",
+    "Config",
     "DivergenceWarning",
     "paper_sgd", "flax_layer",
     "nnx_layer", "equinox_layer", "function_representation", "reconstruction_error", "relative_error",

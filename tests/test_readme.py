@@ -129,3 +129,25 @@ def test_readme_examples_run_in_order(tmp_path):
         pixels = np.asarray(im.convert("L"), np.float32)
     assert size == (4 * 256 + 5 * 4, 256 + 2 * 4), size
     assert pixels[4:-4, 4:260].std() > 10, "the photo's panel is blank"
+
+
+def test_every_call_the_docs_write_exists_after_import_jinvert():
+    """A call written in README.md or docs/*.md as ```jinvert.a.b(...)```
+    works in a session that ran ``import jinvert`` only (a submodule that
+    ``import jinvert`` does not load, e.g. ``jinvert.folder``, would not)."""
+    import glob
+
+    import jinvert
+
+    missing = []
+    for path in [README, *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        for name in sorted(set(re.findall(r"`(jinvert(?:\.\w+)+)\(", text))):
+            obj = jinvert
+            for part in name.split(".")[1:]:
+                obj = getattr(obj, part, None)
+            if obj is None:
+                missing.append(f"{os.path.relpath(path, ROOT)}: {name}")
+    assert len(re.findall(r"`jinvert\.\w+\(", open(README, encoding="utf-8").read())) > 10
+    assert not missing, missing
