@@ -163,6 +163,10 @@ class Reports:
     def __call__(self, iteration: int, terms) -> None:
         """After ``iteration`` (1-based) iterations; ``terms``: a function
         returning the last iteration's terms (device arrays)."""
+        if self.interval is None:
+            # Nobody to tell: no wait for the device (it would stall the
+            # host's dispatch every 1 % of the run, for nothing).
+            return
         due = iteration // self.every > self.reported // self.every or iteration == self.total
         first = self.reported == 0 and self.display is not None
         if not (due or first):

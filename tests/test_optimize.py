@@ -187,6 +187,23 @@ def test_callback_reports_progress():
     assert calls[-1][2]["total"] == pytest.approx(last, rel=1e-5)
 
 
+def test_a_run_nobody_watches_never_waits_for_its_terms():
+    """With no callback and no display the loop never fetches the terms
+    (each fetch waits for the device: the host would stall every 1 %)."""
+    from jinvert.progress import Reports
+
+    def fetch():
+        raise AssertionError("fetched the terms with nobody to report to")
+
+    for progress in (False, None):  # None: not watched here (no terminal)
+        reports = Reports(progress, 250)
+        for i in range(1, 251):
+            reports(i, fetch)
+    seen = []
+    Reports(lambda i, n, t: seen.append(i), 250)(2, lambda: {"total": np.ones(2)})
+    assert seen == [2]
+
+
 def test_total_variation_beta_one_runs_finite():
     r = invert(REP, CODE, key=jax.random.PRNGKey(0), shape=(16, 16),
                config=CONFIG.replace(beta=1.0))
