@@ -53,10 +53,20 @@
 # SUITE_S, FILE_S, BENCH_S, SWEEP_S, TABLE3_S, PROFILE_REPS, LIMIT, BATCH, ITERATIONS
 # (empty: the paper's), TABLE1_VARIANTS, TABLE3_LAYERS, TF32_LAYERS,
 # DECODER_STEPS, DECODER_TRAIN (photos trained on; the rest up to LIMIT are
-# held out), DECODER_ARGS, SUITE_FILES, COMPILE_MODE (torch.compile's mode, or none) and
+# held out), DECODER_ARGS, PROFILE_ARGS, SUITE_FILES, COMPILE_MODE (torch.compile's mode, or none) and
 # SWEEP_PER_CALL override the defaults; GPU_ARGS is appended to the gpu.py
 # commands (a CPU smoke run: GPU_ARGS="--device cpu --size 32 --samples 1
 # --iterations 2 --call-iterations 2 --table1 0 --reps hog").
+#
+# Every part at toy size on a CPU (about 10 minutes on 2 cores; run before
+# spending device time on a changed script):
+#   DIR=/tmp/gc LIMIT=3 BATCH=2 ITERATIONS=8 TABLE1_VARIANTS=paper,fourier \
+#   TABLE3_LAYERS=block0 TF32_LAYERS=block0 FIGURE_ARGS="--layers block0" \
+#   DECODER_STEPS=2 DECODER_TRAIN=1 DECODER_ARGS="--size 64" PROFILE_REPS=hog \
+#   PROFILE_ARGS="--size 32 --iterations 4" \
+#   TESTS=tests/test_roofline.py SUITE_FILES=tests/test_metrics.py GPU_ARGS="--device cpu --size 32 --samples 1 \
+#   --iterations 2 --call-iterations 2 --table1 0 --reps hog" \
+#   bash benchmarks/gpu_check.sh tests suite bench sweep profile table1 table3 tf32 figures decoder
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DIR=${DIR:-gpu-check}
@@ -158,8 +168,9 @@ part_bench_highest() {
 
 part_profile() {
     echo "== profile $(date -u +%H:%M:%S)" >> "$LOG"
+    # shellcheck disable=SC2086  # PROFILE_ARGS is a list of options
     python benchmarks/gpu_profile.py --reps "$PROFILE_REPS" --samples 1,64 \
-        --out "$DIR/profile.md" >> "$LOG" 2>&1
+        --out "$DIR/profile.md" ${PROFILE_ARGS:-} >> "$LOG" 2>&1
     echo "profile: exit $?" | tee -a "$LOG"
 }
 
