@@ -58,7 +58,7 @@
 # commands (a CPU smoke run: GPU_ARGS="--device cpu --size 32 --samples 1
 # --iterations 2 --call-iterations 2 --table1 0 --reps hog").
 #
-# Every part at toy size on a CPU (about 10 minutes on 2 cores; run before
+# Every part at toy size on a CPU (under 3 minutes on 2 cores; run before
 # spending device time on a changed script):
 #   DIR=/tmp/gc LIMIT=3 BATCH=2 ITERATIONS=8 TABLE1_VARIANTS=paper,fourier \
 #   TABLE3_LAYERS=block0 TF32_LAYERS=block0 FIGURE_ARGS="--layers block0" \
@@ -66,7 +66,8 @@
 #   PROFILE_ARGS="--size 32 --iterations 4" \
 #   TESTS=tests/test_roofline.py SUITE_FILES=tests/test_metrics.py GPU_ARGS="--device cpu --size 32 --samples 1 \
 #   --iterations 2 --call-iterations 2 --table1 0 --reps hog" \
-#   bash benchmarks/gpu_check.sh tests suite bench sweep profile table1 table3 tf32 figures decoder
+#   bash benchmarks/gpu_check.sh tests suite bench bench-highest sweep profile table1 table3 \
+#       tf32 figures decoder
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DIR=${DIR:-gpu-check}
