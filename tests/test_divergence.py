@@ -55,3 +55,18 @@ def test_the_experiments_restart_divergence_without_the_warning(problem):
                                            config=config.replace(learning_rate=100.0),
                                            shape=(*SHAPE, 1))
     assert not np.isfinite(images).any()
+
+
+def test_the_command_says_a_divergence_once_as_its_error(tmp_path, capsys):
+    from PIL import Image
+
+    from jinvert import cli
+
+    photo = tmp_path / "photo.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.uniform(0, 255, (30, 40, 3)).astype(np.uint8)).save(photo)
+    code = cli.main(["invert", str(photo), "--rep", "hog", "--learning-rate", "100",
+                     "--iterations", "8", "--max-size", "32", "--out", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "jinvert: error: the optimisation diverged" in err
+    assert "DivergenceWarning" not in err and not (tmp_path / "o.png").exists()

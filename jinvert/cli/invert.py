@@ -249,6 +249,7 @@ def run(args) -> int:
     import jax
     import numpy as np
 
+    from jinvert import divergence
     from jinvert import images as im
     from jinvert.engine import Loop, Start
     from jinvert.inversion import invert
@@ -277,10 +278,11 @@ def run(args) -> int:
         decoded = (init, np.asarray(rep(init)))
     start = time.perf_counter()
     # progress=True: a bar on a terminal, plain lines in a log (jinvert.progress).
-    result = invert(rep, code, shape=tuple(x0.shape), key=jax.random.PRNGKey(args.seed),
-                    samples=args.samples, config=config, loop=Loop(progress=True),
-                    start=None if init is None else Start(init, noise=args.init_noise),
-                    **_beyond_the_paper(args, config))
+    with divergence.ignored():  # a divergence is this command's error below
+        result = invert(rep, code, shape=tuple(x0.shape), key=jax.random.PRNGKey(args.seed),
+                        samples=args.samples, config=config, loop=Loop(progress=True),
+                        start=None if init is None else Start(init, noise=args.init_noise),
+                        **_beyond_the_paper(args, config))
     elapsed = time.perf_counter() - start
     if not np.all(np.isfinite(np.asarray(result.images))):
         raise ValueError("the optimisation diverged (NaN/inf pixels); try a smaller "

@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jinvert import divergence, terms
 from jinvert import images as im
-from jinvert import terms
 from jinvert.engine import Loop
 
 #: Names of the ImageNet classes used in the figures (ILSVRC-2012 order).
@@ -177,25 +177,27 @@ def run_command(args) -> int:
     progress = True  # a bar on a terminal, plain lines in a log
     key = jax.random.PRNGKey(args.seed)
     start = time.perf_counter()
-    if args.command == "maximize":
-        labels, weights = objectives_for(rep, _shape(rep), channels=args.channel,
-                                         neuron=args.neuron, classes=args.classes)
-        tiles, tile_labels, rows = maxima(
-            rep, labels, weights, key=key, config=config, samples=args.samples,
-            progress=progress, say=lambda line: print(f"jinvert: {line}", file=sys.stderr,
-                                                      flush=True))
-        what = f"activation maxima of {args.rep}"
-    else:
-        original = im.load_image(args.image)
-        x0 = _prepare(rep, original)
-        tiles, tile_labels, projections = caricatures(rep, x0, key=key, config=config,
-                                                      samples=args.samples,
-                                                      progress=progress)
-        tiles = [np.asarray(rep.deprocess(x0))] + tiles
-        tile_labels = ["photo: projection 1"] + tile_labels
-        photo_name = (os.path.basename(args.image) if args.image
-                      else "the bundled astronaut photo")
-        what = f"caricature of {photo_name} under {args.rep}"
+    # A divergence is this command's error below, not also a note.
+    with divergence.ignored():
+        if args.command == "maximize":
+            labels, weights = objectives_for(rep, _shape(rep), channels=args.channel,
+                                             neuron=args.neuron, classes=args.classes)
+            tiles, tile_labels, rows = maxima(
+                rep, labels, weights, key=key, config=config, samples=args.samples,
+                progress=progress, say=lambda line: print(f"jinvert: {line}", file=sys.stderr,
+                                                          flush=True))
+            what = f"activation maxima of {args.rep}"
+        else:
+            original = im.load_image(args.image)
+            x0 = _prepare(rep, original)
+            tiles, tile_labels, projections = caricatures(rep, x0, key=key, config=config,
+                                                          samples=args.samples,
+                                                          progress=progress)
+            tiles = [np.asarray(rep.deprocess(x0))] + tiles
+            tile_labels = ["photo: projection 1"] + tile_labels
+            photo_name = (os.path.basename(args.image) if args.image
+                          else "the bundled astronaut photo")
+            what = f"caricature of {photo_name} under {args.rep}"
     elapsed = time.perf_counter() - start
     if not all(np.all(np.isfinite(t)) for t in tiles):
         raise ValueError("the optimisation diverged (NaN pixels); try a smaller --learning-rate")
